@@ -1,0 +1,238 @@
+// Package strict checks that JSON bytes are a well-formed FHIR R4 resource,
+// using github.com/google/fhir/go/jsonformat (v0.7.4) as the parser: unknown
+// elements, wrong primitive formats, wrong JSON shapes, missing required
+// elements and references to types an element does not allow are all
+// reported, each with the FHIRPath-like location the library gives.
+//
+// Where the library rejects valid FHIR, this package works around it and
+// says so next to the workaround; each workaround has a test.
+package strict
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/fhir/go/fhirversion"
+	"github.com/google/fhir/go/jsonformat"
+	"github.com/google/fhir/go/jsonformat/fhirvalidate"
+)
+
+// Class tells a syntax problem (the bytes are not a parseable R4 resource:
+// HTTP 400) from a rule problem (a parseable resource that breaks a rule of
+// the specification: HTTP 422).
+type Class int
+
+// The two classes of problem.
+const (
+	Syntax Class = iota
+	Rule
+)
+
+// Issue is one problem found in a resource.
+type Issue struct {
+	Class Class
+	// Code is the OperationOutcome issue type: structure, value, required,
+	// invalid.
+	Code string
+	// Path is where the problem is, e.g. "Patient.name[0].given".
+	Path    string
+	Message string
+}
+
+// Problems is the error Check returns: every issue found.
+type Problems []Issue
+
+func (p Problems) Error() string {
+	var msgs []string
+	for _, is := range p {
+		msgs = append(msgs, is.Path+": "+is.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Class is Rule when every issue is a rule issue, else Syntax.
+func (p Problems) Class() Class {
+	for _, is := range p {
+		if is.Class == Syntax {
+			return Syntax
+		}
+	}
+	return Rule
+}
+
+var (
+	once   sync.Once
+	parser *jsonformat.Unmarshaller
+	errNew error
+)
+
+func unmarshaller() (*jsonformat.Unmarshaller, error) {
+	once.Do(func() {
+		parser, errNew = jsonformat.NewUnmarshallerWithoutValidation("UTC", fhirversion.R4)
+	})
+	return parser, errNew
+}
+
+// Check parses raw as an R4 resource and validates required elements and
+// reference target types. It returns nil or Problems.
+func Check(raw []byte) error {
+	u, err := unmarshaller()
+	if err != nil {
+		return err
+	}
+	var problems Problems
+	body, nested, err := liftParameterResources(raw)
+	if err != nil {
+		return Problems{{Class: Syntax, Code: "structure", Path: "Parameters", Message: err.Error()}}
+	}
+	for _, n := range nested {
+		if err := Check(n.raw); err != nil {
+			var ps Problems
+			if !errors.As(err, &ps) {
+				return err
+			}
+			for _, p := range ps {
+				// "Patient.name[0]" inside parameter[2] becomes
+				// "Parameters.parameter[2].resource.name[0]".
+				_, rest, found := strings.Cut(p.Path, ".")
+				p.Path = n.path
+				if found {
+					p.Path += "." + rest
+				}
+				problems = append(problems, p)
+			}
+		}
+	}
+	rep := &reporter{}
+	msg, err := u.UnmarshalWithErrorReporter(body, rep)
+	if err != nil {
+		return append(problems, fromLibraryError(err)...)
+	}
+	problems = append(problems, rep.issues...)
+	if len(problems) > 0 {
+		return problems
+	}
+	rule := &reporter{class: Rule}
+	if err := fhirvalidate.ValidateWithErrorReporter(msg, rule); err != nil {
+		return append(problems, fromLibraryError(err)...)
+	}
+	if len(rule.issues) > 0 {
+		return append(problems, rule.issues...)
+	}
+	return nil
+}
+
+// reporter collects the library's validation reports.
+type reporter struct {
+	class  Class
+	issues Problems
+}
+
+func (r *reporter) ReportValidationError(path string, err error) error {
+	code := "value"
+	msg := err.Error()
+	if strings.Contains(msg, "missing required field") {
+		code = "required"
+	} else if strings.Contains(msg, "invalid reference") {
+		code = "invalid"
+	}
+	r.issues = append(r.issues, Issue{Class: r.class, Code: code, Path: path, Message: stripPrefix(msg)})
+	return nil
+}
+
+func (r *reporter) ReportValidationWarning(string, error) error { return nil }
+
+// fromLibraryError turns the library's error list, rendered as lines of
+// `error at "PATH": MESSAGE`, into issues. The library keeps its error types
+// internal, so the rendered form is the contract we parse.
+func fromLibraryError(err error) Problems {
+	var out Problems
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		is := Issue{Class: Syntax, Code: "structure", Message: line}
+		if rest, ok := strings.CutPrefix(line, "error at \""); ok {
+			if i := strings.Index(rest, "\": "); i >= 0 {
+				is.Path, is.Message = rest[:i], rest[i+3:]
+			}
+		}
+		if strings.Contains(is.Message, "missing required field") {
+			is.Class, is.Code = Rule, "required"
+		} else if strings.Contains(is.Message, "invalid reference") {
+			is.Class, is.Code = Rule, "invalid"
+		}
+		out = append(out, is)
+	}
+	return out
+}
+
+func stripPrefix(msg string) string {
+	if rest, ok := strings.CutPrefix(msg, "error at \""); ok {
+		if i := strings.Index(rest, "\": "); i >= 0 {
+			return rest[i+3:]
+		}
+	}
+	return msg
+}
+
+type nestedResource struct {
+	path string
+	raw  []byte
+}
+
+// liftParameterResources works around google/fhir v0.7.4 rejecting every
+// Parameters.parameter.resource (and parameter.part.resource) as an "unknown
+// field" although R4 defines it (Resource, 0..1). The resources are taken out
+// and checked on their own; the rest of the Parameters is checked without
+// them. Other resource types pass through unchanged.
+func liftParameterResources(raw []byte) ([]byte, []nestedResource, error) {
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if json.Unmarshal(raw, &head) != nil || head.ResourceType != "Parameters" {
+		return raw, nil, nil
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return raw, nil, nil // the parser will report the syntax error
+	}
+	params, ok := top["parameter"]
+	if !ok {
+		return raw, nil, nil
+	}
+	var nested []nestedResource
+	lifted, err := liftFrom(params, "Parameters.parameter", &nested)
+	if err != nil {
+		return nil, nil, err
+	}
+	top["parameter"] = lifted
+	out, err := json.Marshal(top)
+	return out, nested, err
+}
+
+func liftFrom(list json.RawMessage, path string, nested *[]nestedResource) (json.RawMessage, error) {
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(list, &items); err != nil {
+		return list, nil // not an array of objects: leave it for the parser to report
+	}
+	for i, it := range items {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if r, ok := it["resource"]; ok {
+			*nested = append(*nested, nestedResource{path: p + ".resource", raw: r})
+			delete(it, "resource")
+		}
+		if parts, ok := it["part"]; ok {
+			lifted, err := liftFrom(parts, p+".part", nested)
+			if err != nil {
+				return nil, err
+			}
+			it["part"] = lifted
+		}
+	}
+	return json.Marshal(items)
+}

@@ -1,0 +1,259 @@
+package resource
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/spec"
+)
+
+// idPattern is the R4 id datatype: 1 to 64 of [A-Za-z0-9\-\.].
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+// ValidID reports whether id is a valid FHIR logical id.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Header is what the server reads from the top of a resource.
+type Header struct {
+	Type string
+	ID   string
+}
+
+// ReadHeader returns the resourceType and id of raw.
+func ReadHeader(raw []byte) (Header, Object, error) {
+	obj, err := ParseObject(raw)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	t, ok := obj.String("resourceType")
+	if !ok || t == "" {
+		return Header{}, nil, fmt.Errorf("resourceType is missing or not a string")
+	}
+	h := Header{Type: t}
+	if v, ok := obj.Get("id"); ok {
+		if err := json.Unmarshal(v, &h.ID); err != nil {
+			return Header{}, nil, fmt.Errorf("id is not a string")
+		}
+	}
+	return h, obj, nil
+}
+
+// Instant formats t as a FHIR instant with microsecond precision in UTC.
+func Instant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+// Stamp returns raw with the server-maintained elements set: id, and
+// meta.versionId and meta.lastUpdated (other meta members are kept). id sits
+// right after resourceType and meta after id, as the specification's JSON
+// examples order them, unless the client already placed them elsewhere.
+func Stamp(raw []byte, id string, version int64, lastUpdated time.Time) ([]byte, error) {
+	obj, err := ParseObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	obj = obj.Set("id", Quote(id), "resourceType")
+	meta := Object{}
+	if m, ok := obj.Get("meta"); ok {
+		if meta, err = ParseObject(m); err != nil {
+			return nil, fmt.Errorf("meta: %w", err)
+		}
+	}
+	meta = meta.Set("versionId", Quote(fmt.Sprint(version)), "")
+	meta = meta.Set("lastUpdated", Quote(Instant(lastUpdated)), "versionId")
+	obj = obj.Set("meta", meta.Bytes(), "id")
+	return obj.Bytes(), nil
+}
+
+// subsetted is the tag the specification requires on a resource that is not
+// complete (R4 3.1.1.5.8, _summary and _elements).
+const subsetted = `{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED","display":"Resource encoded in summary mode"}`
+
+// Summary returns the _summary=true view of raw: the top-level elements the
+// base definition marks isSummary, with meta tagged SUBSETTED.
+func Summary(raw []byte) ([]byte, error) {
+	obj, err := ParseObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	t, _ := obj.String("resourceType")
+	rt, ok := spec.Lookup(t)
+	if !ok {
+		return nil, fmt.Errorf("unknown resource type %q", t)
+	}
+	out := Object{}
+	for _, m := range obj {
+		if m.Key == "resourceType" || rt.InSummary(m.Key) {
+			out = append(out, m)
+		}
+	}
+	return tagSubsetted(out)
+}
+
+// Elements returns the _elements view of raw: resourceType, id, meta and the
+// named top-level elements (choice elements by their stem), tagged SUBSETTED.
+func Elements(raw []byte, names []string) ([]byte, error) {
+	obj, err := ParseObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{"resourceType": true, "id": true, "meta": true}
+	for _, n := range names {
+		keep[strings.TrimSpace(n)] = true
+	}
+	out := Object{}
+	for _, m := range obj {
+		k := strings.TrimPrefix(m.Key, "_")
+		if keep[k] || keep[choiceStem(k)] {
+			out = append(out, m)
+		}
+	}
+	return tagSubsetted(out)
+}
+
+func choiceStem(k string) string {
+	for i := 1; i < len(k); i++ {
+		if k[i] >= 'A' && k[i] <= 'Z' {
+			return k[:i]
+		}
+	}
+	return k
+}
+
+func tagSubsetted(obj Object) ([]byte, error) {
+	meta := Object{}
+	if m, ok := obj.Get("meta"); ok {
+		var err error
+		if meta, err = ParseObject(m); err != nil {
+			return nil, err
+		}
+	}
+	var tags []json.RawMessage
+	if t, ok := meta.Get("tag"); ok {
+		_ = json.Unmarshal(t, &tags)
+	}
+	tags = append(tags, json.RawMessage(subsetted))
+	tb, _ := json.Marshal(tags)
+	meta = meta.Set("tag", tb, "lastUpdated")
+	return obj.Set("meta", meta.Bytes(), "id").Bytes(), nil
+}
+
+// Token is a system|value pair taken from an Identifier.
+type Token struct {
+	System string `json:"system"`
+	Value  string `json:"value"`
+}
+
+// Identifiers returns the top-level identifier element(s) of raw as tokens,
+// for the conditional interactions' identifier search.
+func Identifiers(raw []byte) []Token {
+	obj, err := ParseObject(raw)
+	if err != nil {
+		return nil
+	}
+	v, ok := obj.Get("identifier")
+	if !ok {
+		return nil
+	}
+	var many []Token
+	if json.Unmarshal(v, &many) != nil {
+		var one Token
+		if json.Unmarshal(v, &one) != nil {
+			return nil
+		}
+		many = []Token{one}
+	}
+	out := many[:0]
+	for _, t := range many {
+		if t.Value != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// RewriteReferences returns raw with every Reference.reference string that
+// fn maps to a new value replaced, at any depth. Used to resolve urn:uuid and
+// conditional references inside transactions (R4 3.1.0.11.2).
+func RewriteReferences(raw []byte, fn func(string) (string, bool)) ([]byte, error) {
+	out, _, err := rewrite(raw, fn)
+	return out, err
+}
+
+func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessage, bool, error) {
+	raw = trimSpace(raw)
+	if len(raw) == 0 {
+		return raw, false, nil
+	}
+	switch raw[0] {
+	case '{':
+		obj, err := ParseObject(raw)
+		if err != nil {
+			return nil, false, err
+		}
+		changed := false
+		for i, m := range obj {
+			if m.Key == "reference" {
+				var s string
+				if json.Unmarshal(m.Value, &s) == nil {
+					if ns, ok := fn(s); ok {
+						obj[i].Value = Quote(ns)
+						changed = true
+					}
+				}
+				continue
+			}
+			nv, c, err := rewrite(m.Value, fn)
+			if err != nil {
+				return nil, false, err
+			}
+			if c {
+				obj[i].Value = nv
+				changed = true
+			}
+		}
+		if !changed {
+			return raw, false, nil
+		}
+		return obj.Bytes(), true, nil
+	case '[':
+		var items []json.RawMessage
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, false, err
+		}
+		changed := false
+		for i, it := range items {
+			nv, c, err := rewrite(it, fn)
+			if err != nil {
+				return nil, false, err
+			}
+			if c {
+				items[i] = nv
+				changed = true
+			}
+		}
+		if !changed {
+			return raw, false, nil
+		}
+		var b []byte
+		b = append(b, '[')
+		for i, it := range items {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, it...)
+		}
+		return append(b, ']'), true, nil
+	}
+	return raw, false, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}

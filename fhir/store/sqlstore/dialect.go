@@ -1,0 +1,142 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// dialect holds what differs between SQLite and PostgreSQL. Queries are
+// written once with ? placeholders; rebind turns them into $n for PostgreSQL.
+type dialect struct {
+	name string
+	// forUpdate is appended to the select that locks the current row.
+	forUpdate string
+	schema    []string
+	numbered  bool
+	retryable func(error) bool
+}
+
+var sqliteDialect = dialect{
+	name: "sqlite",
+	schema: []string{
+		`CREATE TABLE IF NOT EXISTS resource_version (
+			seq INTEGER PRIMARY KEY AUTOINCREMENT,
+			type TEXT NOT NULL,
+			id TEXT NOT NULL,
+			version INTEGER NOT NULL,
+			last_updated INTEGER NOT NULL,
+			method TEXT NOT NULL,
+			deleted INTEGER NOT NULL,
+			body BLOB,
+			UNIQUE (type, id, version))`,
+		`CREATE TABLE IF NOT EXISTS resource_current (
+			type TEXT NOT NULL,
+			id TEXT NOT NULL,
+			version INTEGER NOT NULL,
+			deleted INTEGER NOT NULL,
+			PRIMARY KEY (type, id))`,
+		`CREATE TABLE IF NOT EXISTS resource_identifier (
+			type TEXT NOT NULL,
+			id TEXT NOT NULL,
+			system TEXT NOT NULL,
+			value TEXT NOT NULL)`,
+	},
+	retryable: func(err error) bool {
+		var se *sqlite.Error
+		return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
+	},
+}
+
+var postgresDialect = dialect{
+	name:      "postgres",
+	forUpdate: " FOR UPDATE",
+	numbered:  true,
+	schema: []string{
+		`CREATE TABLE IF NOT EXISTS resource_version (
+			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+			type TEXT NOT NULL,
+			id TEXT NOT NULL,
+			version BIGINT NOT NULL,
+			last_updated BIGINT NOT NULL,
+			method TEXT NOT NULL,
+			deleted INTEGER NOT NULL,
+			body BYTEA,
+			UNIQUE (type, id, version))`,
+		`CREATE TABLE IF NOT EXISTS resource_current (
+			type TEXT NOT NULL,
+			id TEXT NOT NULL,
+			version BIGINT NOT NULL,
+			deleted INTEGER NOT NULL,
+			PRIMARY KEY (type, id))`,
+		`CREATE TABLE IF NOT EXISTS resource_identifier (
+			type TEXT NOT NULL,
+			id TEXT NOT NULL,
+			system TEXT NOT NULL,
+			value TEXT NOT NULL)`,
+	},
+	retryable: func(err error) bool {
+		var pe *pgconn.PgError
+		// 40001 serialization_failure, 40P01 deadlock_detected
+		return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+	},
+}
+
+// commonIndexes apply to both engines.
+var commonIndexes = []string{
+	`CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, seq)`,
+	`CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (last_updated)`,
+	`CREATE INDEX IF NOT EXISTS resource_identifier_value ON resource_identifier (type, value, system)`,
+	`CREATE INDEX IF NOT EXISTS resource_identifier_id ON resource_identifier (type, id)`,
+}
+
+// rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL. Queries in
+// this package never contain a literal question mark.
+func (d dialect) rebind(q string) string {
+	if !d.numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func openSQLite(path string) (*sql.DB, error) {
+	// _txlock=immediate takes the write lock at BEGIN, so two writers queue
+	// on busy_timeout instead of deadlocking on lock upgrade.
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	return db, nil
+}
+
+func openPostgres(url string) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres url: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	return db, nil
+}

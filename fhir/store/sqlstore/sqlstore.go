@@ -1,0 +1,484 @@
+// Package sqlstore implements store.Store on SQL databases: embedded SQLite
+// (modernc.org/sqlite, no cgo) and PostgreSQL (pgx). One implementation with
+// a small dialect keeps the two engines' behaviour identical.
+//
+// Tables: resource_version holds every version (sealed body, or none for a
+// delete); resource_current points at each resource's latest version and is
+// the row a writer locks; resource_identifier indexes current identifiers for
+// the conditional interactions.
+//
+// Concurrency: every write locks the resource's current row (SQLite: the
+// database write lock taken at BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR
+// UPDATE after an INSERT ... ON CONFLICT DO NOTHING that makes the row exist),
+// so concurrent updates of one resource are serialised and none is lost.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// Sealer encrypts and decrypts resource bodies, binding additional
+// authenticated data (vault.Envelope implements it).
+type Sealer interface {
+	Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error)
+	Open(ctx context.Context, sealed, aad []byte) ([]byte, error)
+}
+
+// Store is a store.Store on SQLite or PostgreSQL.
+type Store struct {
+	db   *sql.DB
+	d    dialect
+	seal Sealer
+
+	clockMu sync.Mutex
+	last    time.Time
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to dsn — a postgres:// or postgresql:// URL, or else a SQLite
+// file path (its directory is created) — and creates the schema if needed.
+func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
+	var (
+		db  *sql.DB
+		d   dialect
+		err error
+	)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		d = postgresDialect
+		db, err = openPostgres(dsn)
+	} else {
+		d = sqliteDialect
+		if dir := filepath.Dir(dsn); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("open store: %w", err)
+			}
+		}
+		db, err = openSQLite(dsn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{db: db, d: d, seal: seal}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store: migrate: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.d.name == "postgres" {
+		// Replicas starting together must not race on CREATE TABLE.
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(727368)`); err != nil {
+			return err
+		}
+	}
+	for _, q := range append(append([]string{}, s.d.schema...), commonIndexes...) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%.60s: %w", q, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// DB exposes the connection pool to tests that inspect raw storage.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Engine names the database engine.
+func (s *Store) Engine() string { return s.d.name }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.db.Close() }
+
+// now returns a strictly increasing time at microsecond precision, so
+// versions written by this process never share or reverse lastUpdated.
+func (s *Store) now() time.Time {
+	s.clockMu.Lock()
+	defer s.clockMu.Unlock()
+	t := time.Now().UTC().Truncate(time.Microsecond)
+	if !t.After(s.last) {
+		t = s.last.Add(time.Microsecond)
+	}
+	s.last = t
+	return t
+}
+
+// queryer is what *sql.DB and *sql.Tx share.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// reader implements store.Reader over a queryer.
+type reader struct {
+	s *Store
+	q queryer
+}
+
+func (s *Store) reader() reader { return reader{s: s, q: s.db} }
+
+// Read implements store.Reader.
+func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	return s.reader().Read(ctx, typ, id)
+}
+
+// VRead implements store.Reader.
+func (s *Store) VRead(ctx context.Context, typ, id string, v int64) (*store.Resource, error) {
+	return s.reader().VRead(ctx, typ, id, v)
+}
+
+// History implements store.Reader.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return s.reader().History(ctx, q)
+}
+
+// Match implements store.Reader.
+func (s *Store) Match(ctx context.Context, typ string, c store.Criteria, limit int) ([]string, error) {
+	return s.reader().Match(ctx, typ, c, limit)
+}
+
+// InTx implements store.Store.
+func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	const attempts = 5
+	var err error
+	for i := 0; i < attempts; i++ {
+		if i > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(i*i) * 5 * time.Millisecond):
+			}
+		}
+		err = s.runTx(ctx, fn)
+		if err == nil || !s.d.retryable(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	t := &tx{reader: reader{s: s, q: sqlTx}}
+	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func aad(typ, id string, version int64) []byte {
+	return fmt.Appendf(nil, "%s/%s/_history/%d", typ, id, version)
+}
+
+func (r reader) open(ctx context.Context, res *store.Resource, sealed []byte) error {
+	if res.Deleted {
+		return nil
+	}
+	body, err := r.s.seal.Open(ctx, sealed, aad(res.Type, res.ID, res.Version))
+	if err != nil {
+		return fmt.Errorf("%s/%s version %d: %w", res.Type, res.ID, res.Version, err)
+	}
+	res.Body = body
+	return nil
+}
+
+const versionColumns = `v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body`
+
+func scanVersion(sc interface{ Scan(...any) error }, extra ...any) (*store.Resource, []byte, error) {
+	var (
+		res     store.Resource
+		updated int64
+		deleted int
+		body    []byte
+	)
+	dest := append([]any{&res.Type, &res.ID, &res.Version, &updated, &deleted, &res.Method, &body}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return nil, nil, err
+	}
+	res.LastUpdated = time.UnixMicro(updated).UTC()
+	res.Deleted = deleted != 0
+	return &res, body, nil
+}
+
+func (r reader) one(ctx context.Context, q string, args ...any) (*store.Resource, error) {
+	res, body, err := scanVersion(r.q.QueryRowContext(ctx, r.s.d.rebind(q), args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, r.open(ctx, res, body)
+}
+
+func (r reader) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	return r.one(ctx, `SELECT `+versionColumns+` FROM resource_current c
+		JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version
+		WHERE c.type = ? AND c.id = ? AND c.version > 0`, typ, id)
+}
+
+func (r reader) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
+	return r.one(ctx, `SELECT `+versionColumns+` FROM resource_version v
+		WHERE v.type = ? AND v.id = ? AND v.version = ?`, typ, id, version)
+}
+
+func (r reader) History(ctx context.Context, hq store.HistoryQuery) (*store.HistoryPage, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if hq.Type != "" {
+		where, args = append(where, "v.type = ?"), append(args, hq.Type)
+	}
+	if hq.ID != "" {
+		where, args = append(where, "v.id = ?"), append(args, hq.ID)
+	}
+	if !hq.Since.IsZero() {
+		where, args = append(where, "v.last_updated >= ?"), append(args, hq.Since.UnixMicro())
+	}
+	if !hq.AtEnd.IsZero() {
+		// Current at some moment in [AtStart, AtEnd): it began before AtEnd
+		// and its successor, if any, began after AtStart.
+		where = append(where, `v.last_updated < ? AND NOT EXISTS (SELECT 1 FROM resource_version n
+			WHERE n.type = v.type AND n.id = v.id AND n.version = v.version + 1 AND n.last_updated <= ?)`)
+		args = append(args, hq.AtEnd.UnixMicro(), hq.AtStart.UnixMicro())
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	page := &store.HistoryPage{}
+	if err := r.q.QueryRowContext(ctx, r.s.d.rebind(`SELECT COUNT(*) FROM resource_version v`+cond), args...).Scan(&page.Total); err != nil {
+		return nil, fmt.Errorf("history count: %w", err)
+	}
+	if hq.Cursor > 0 {
+		if cond == "" {
+			cond = " WHERE v.seq < ?"
+		} else {
+			cond += " AND v.seq < ?"
+		}
+		args = append(args, hq.Cursor)
+	}
+	count := hq.Count
+	if count <= 0 {
+		count = 50
+	}
+	args = append(args, count+1)
+	rows, err := r.q.QueryContext(ctx, r.s.d.rebind(`SELECT `+versionColumns+`, v.seq FROM resource_version v`+cond+` ORDER BY v.seq DESC LIMIT ?`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	defer rows.Close()
+	type sealedRow struct {
+		res  *store.Resource
+		body []byte
+	}
+	var got []sealedRow
+	var lastSeq int64
+	for rows.Next() {
+		var seq int64
+		res, body, err := scanVersion(rows, &seq)
+		if err != nil {
+			return nil, err
+		}
+		if len(got) == count {
+			page.Next = lastSeq
+			break
+		}
+		got = append(got, sealedRow{res, body})
+		lastSeq = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for _, g := range got {
+		if err := r.open(ctx, g.res, g.body); err != nil {
+			return nil, err
+		}
+		page.Versions = append(page.Versions, g.res)
+	}
+	return page, nil
+}
+
+func (r reader) Match(ctx context.Context, typ string, c store.Criteria, limit int) ([]string, error) {
+	q := `SELECT c.id FROM resource_current c WHERE c.type = ? AND c.deleted = 0 AND c.version > 0`
+	args := []any{typ}
+	if len(c.IDs) > 0 {
+		q += " AND c.id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(c.IDs)), ",") + ")"
+		for _, id := range c.IDs {
+			args = append(args, id)
+		}
+	}
+	if len(c.Identifiers) > 0 {
+		var alts []string
+		for _, ident := range c.Identifiers {
+			if ident.HasSystem {
+				alts = append(alts, "(i.value = ? AND i.system = ?)")
+				args = append(args, ident.Value, ident.System)
+			} else {
+				alts = append(alts, "i.value = ?")
+				args = append(args, ident.Value)
+			}
+		}
+		q += ` AND EXISTS (SELECT 1 FROM resource_identifier i WHERE i.type = c.type AND i.id = c.id AND (` + strings.Join(alts, " OR ") + `))`
+	}
+	q += " ORDER BY c.id"
+	if limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, limit)
+	}
+	rows, err := r.q.QueryContext(ctx, r.s.d.rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("match: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// tx implements store.Tx.
+type tx struct {
+	reader
+}
+
+// lock makes the resource's current row exist and locks it, returning its
+// version (0 when the resource never existed) and whether it is deleted.
+func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted bool, err error) {
+	d := t.s.d
+	if _, err := t.q.ExecContext(ctx, d.rebind(`INSERT INTO resource_current (type, id, version, deleted)
+		VALUES (?, ?, 0, 1) ON CONFLICT (type, id) DO NOTHING`), typ, id); err != nil {
+		return 0, false, fmt.Errorf("lock %s/%s: %w", typ, id, err)
+	}
+	var del int
+	err = t.q.QueryRowContext(ctx, d.rebind(`SELECT version, deleted FROM resource_current WHERE type = ? AND id = ?`+d.forUpdate), typ, id).Scan(&version, &del)
+	if err != nil {
+		return 0, false, fmt.Errorf("lock %s/%s: %w", typ, id, err)
+	}
+	return version, del != 0, nil
+}
+
+func (t *tx) Put(ctx context.Context, w store.Write) (*store.Resource, bool, error) {
+	if !resource.ValidID(w.ID) {
+		return nil, false, fmt.Errorf("put: invalid id %q", w.ID)
+	}
+	version, deleted, err := t.lock(ctx, w.Type, w.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	live := version > 0 && !deleted
+	switch {
+	case w.MustNotExist && live:
+		return nil, false, store.ErrExists
+	case w.MustExist && !live:
+		return nil, false, store.ErrNotFound
+	case w.IfMatch != 0 && (!live || w.IfMatch != version):
+		return nil, false, store.ErrVersionConflict
+	}
+	res := &store.Resource{Type: w.Type, ID: w.ID, Version: version + 1, LastUpdated: t.s.now(), Method: w.Method}
+	if res.Body, err = resource.Stamp(w.Body, w.ID, res.Version, res.LastUpdated); err != nil {
+		return nil, false, fmt.Errorf("put: %w", err)
+	}
+	sealed, err := t.s.seal.Seal(ctx, res.Body, aad(res.Type, res.ID, res.Version))
+	if err != nil {
+		return nil, false, fmt.Errorf("put: seal: %w", err)
+	}
+	if err := t.record(ctx, res, sealed); err != nil {
+		return nil, false, err
+	}
+	if err := t.index(ctx, res); err != nil {
+		return nil, false, err
+	}
+	return res, !live, nil
+}
+
+func (t *tx) Delete(ctx context.Context, typ, id, method string, ifMatch int64) (*store.Resource, error) {
+	version, deleted, err := t.lock(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	live := version > 0 && !deleted
+	if ifMatch != 0 && (!live || ifMatch != version) {
+		return nil, store.ErrVersionConflict
+	}
+	if !live {
+		return nil, nil
+	}
+	res := &store.Resource{Type: typ, ID: id, Version: version + 1, LastUpdated: t.s.now(), Deleted: true, Method: method}
+	if err := t.record(ctx, res, nil); err != nil {
+		return nil, err
+	}
+	return res, t.index(ctx, res)
+}
+
+// record appends the version and points the current row at it.
+func (t *tx) record(ctx context.Context, res *store.Resource, sealed []byte) error {
+	d := t.s.d
+	deleted := 0
+	if res.Deleted {
+		deleted = 1
+	}
+	if _, err := t.q.ExecContext(ctx, d.rebind(`INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), res.Type, res.ID, res.Version, res.LastUpdated.UnixMicro(), res.Method, deleted, sealed); err != nil {
+		return fmt.Errorf("record %s/%s: %w", res.Type, res.ID, err)
+	}
+	if _, err := t.q.ExecContext(ctx, d.rebind(`UPDATE resource_current SET version = ?, deleted = ? WHERE type = ? AND id = ?`),
+		res.Version, deleted, res.Type, res.ID); err != nil {
+		return fmt.Errorf("record %s/%s: %w", res.Type, res.ID, err)
+	}
+	return nil
+}
+
+// index replaces the identifier rows of the resource with those of its
+// current version (none once deleted).
+func (t *tx) index(ctx context.Context, res *store.Resource) error {
+	d := t.s.d
+	if _, err := t.q.ExecContext(ctx, d.rebind(`DELETE FROM resource_identifier WHERE type = ? AND id = ?`), res.Type, res.ID); err != nil {
+		return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+	}
+	if res.Deleted {
+		return nil
+	}
+	for _, tok := range resource.Identifiers(res.Body) {
+		if _, err := t.q.ExecContext(ctx, d.rebind(`INSERT INTO resource_identifier (type, id, system, value) VALUES (?, ?, ?, ?)`),
+			res.Type, res.ID, tok.System, tok.Value); err != nil {
+			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+		}
+	}
+	return nil
+}

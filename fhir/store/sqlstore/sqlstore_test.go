@@ -1,0 +1,135 @@
+package sqlstore_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/promsgateway/gateway/fhir/store"
+	"github.com/promsgateway/gateway/fhir/store/sqlstore"
+	"github.com/promsgateway/gateway/fhir/store/storetest"
+	"github.com/promsgateway/gateway/vault"
+	"github.com/promsgateway/gateway/vault/devkeystore"
+)
+
+func envelope(t *testing.T) *vault.Envelope {
+	t.Helper()
+	ks, err := devkeystore.Open(filepath.Join(t.TempDir(), "keys.json"), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vault.NewEnvelope(ks)
+}
+
+func openSQLite(t *testing.T) (*sqlstore.Store, string) {
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := sqlstore.Open(context.Background(), path, envelope(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func openPostgres(t *testing.T) *sqlstore.Store {
+	s, err := sqlstore.Open(context.Background(), storetest.PostgresDSN(t), envelope(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { s, _ := openSQLite(t); return s })
+}
+
+func TestPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openPostgres(t) })
+}
+
+const marker = "Zebedee-Quixotic-Plaintext-Marker"
+
+func writeMarked(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	body := []byte(`{"resourceType":"Patient","name":[{"family":"` + marker + `"}]}`)
+	for i := 0; i < 3; i++ { // current and history versions
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "secret", Body: body, Method: "PUT"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := s.Read(ctx, "Patient", "secret"); err != nil || !bytes.Contains(r.Body, []byte(marker)) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+// The database file (and its WAL) must hold no resource JSON in plaintext.
+func TestSQLiteFileHoldsNoPlaintext(t *testing.T) {
+	s, path := openSQLite(t)
+	writeMarked(t, s)
+	s.Close()
+	files, _ := filepath.Glob(path + "*")
+	if len(files) == 0 {
+		t.Fatal("no database files found")
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, needle := range []string{marker, `"resourceType"`, `"family"`} {
+			if bytes.Contains(raw, []byte(needle)) {
+				t.Errorf("%s contains %q in plaintext", filepath.Base(f), needle)
+			}
+		}
+	}
+}
+
+func TestPostgresHoldsNoPlaintext(t *testing.T) {
+	s := openPostgres(t)
+	writeMarked(t, s)
+	var n int
+	err := s.DB().QueryRow(`SELECT COUNT(*) FROM resource_version WHERE position($1::bytea in body) > 0 OR position('"resourceType"'::bytea in body) > 0`, []byte(marker)).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d stored versions contain plaintext JSON", n)
+	}
+	var versions int
+	_ = s.DB().QueryRow(`SELECT COUNT(*) FROM resource_version`).Scan(&versions)
+	if versions != 3 {
+		t.Errorf("%d versions stored; want 3", versions)
+	}
+}
+
+// A sealed body moved to another row fails authentication instead of
+// decrypting as the wrong resource.
+func TestCiphertextIsBoundToItsRow(t *testing.T) {
+	s, _ := openSQLite(t)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: []byte(`{"resourceType":"Patient"}`), Method: "PUT"})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DB().Exec(`UPDATE resource_version SET body = (SELECT body FROM resource_version WHERE id = 'a') WHERE id = 'b'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Read(ctx, "Patient", "b"); err == nil {
+		t.Fatal("a ciphertext copied from Patient/a decrypted as Patient/b")
+	}
+	if _, err := s.Read(ctx, "Patient", "a"); err != nil {
+		t.Fatalf("untouched row: %v", err)
+	}
+}

@@ -1,0 +1,146 @@
+// Package store declares what the gateway's resource store promises, with the
+// FHIR R4 rule behind each promise (RESTful API, section 3.1.0). Two engines
+// implement it through one SQL implementation (package sqlstore): embedded
+// SQLite, the default, and PostgreSQL, for many stateless replicas. Both run
+// the same test suite (package storetest).
+//
+// Resource bodies reach the store already validated and leave it as the exact
+// bytes that were stored: the store never re-serialises a resource. It
+// maintains id, meta.versionId and meta.lastUpdated itself, and it keeps every
+// version, so history and vread are complete. Bodies are sealed (encrypted)
+// before they touch the database.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Resource is one version of a resource.
+type Resource struct {
+	Type        string
+	ID          string
+	Version     int64
+	LastUpdated time.Time
+	// Deleted marks the version a delete interaction created; it has no Body.
+	Deleted bool
+	// Method is the interaction that created this version: POST, PUT, PATCH or
+	// DELETE (shown in history bundles as entry.request.method).
+	Method string
+	// Body is the resource JSON as stored, with id and meta set by the store.
+	Body []byte
+}
+
+// Write is one create or update.
+type Write struct {
+	Type string
+	// ID is the logical id: server-assigned (create) or from the URL (update).
+	ID string
+	// Body is the validated resource; its id and meta.versionId/lastUpdated are
+	// overwritten by the store.
+	Body []byte
+	// Method is POST, PUT or PATCH, recorded in history.
+	Method string
+	// IfMatch, when not zero, is the version the client based its change on
+	// (If-Match: W/"n"); any other current version fails with
+	// ErrVersionConflict (412) and nothing is written.
+	IfMatch int64
+	// MustNotExist makes the write fail with ErrExists when a live resource of
+	// that id exists (create with a server-assigned id never collides).
+	MustNotExist bool
+	// MustExist makes the write fail with ErrNotFound when no live resource of
+	// that id exists (update when update-as-create is disabled).
+	MustExist bool
+}
+
+// Criteria select live resources of one type for the conditional
+// interactions (If-None-Exist, conditional update, delete and patch). Until
+// the search engine lands they are limited to _id and identifier; every
+// non-empty field must match (AND), and the values within a field are
+// alternatives (OR).
+type Criteria struct {
+	IDs         []string
+	Identifiers []Identifier
+}
+
+// Identifier is an identifier search token: System "" with HasSystem true
+// means "no system" (|value); HasSystem false means any system.
+type Identifier struct {
+	System    string
+	HasSystem bool
+	Value     string
+}
+
+// HistoryQuery selects versions for the history interactions. Type and ID
+// empty select the whole system; ID empty selects a type.
+type HistoryQuery struct {
+	Type, ID string
+	// Since keeps versions last updated at or after this instant (_since).
+	Since time.Time
+	// AtStart and AtEnd keep versions that were current at some moment in
+	// [AtStart, AtEnd) (_at, whose precision gives the range).
+	AtStart, AtEnd time.Time
+	// Count is the page size; Cursor, from a previous page, continues it.
+	Count  int
+	Cursor int64
+}
+
+// HistoryPage is one page of history, newest first.
+type HistoryPage struct {
+	Versions []*Resource
+	// Next is the cursor of the following page, 0 at the end.
+	Next int64
+	// Total is the number of versions matching the query, over all pages.
+	Total int
+}
+
+// Reader is what both the store and a transaction can read.
+type Reader interface {
+	// Read returns the current version. A deleted resource comes back with
+	// Deleted set (the caller answers 410); one that never existed is
+	// ErrNotFound.
+	Read(ctx context.Context, typ, id string) (*Resource, error)
+	// VRead returns one version; ErrNotFound if it does not exist.
+	VRead(ctx context.Context, typ, id string, version int64) (*Resource, error)
+	// History returns versions newest first.
+	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
+	// Match returns the ids of live resources of typ that meet c, at most
+	// limit of them (limit <= 0: all).
+	Match(ctx context.Context, typ string, c Criteria, limit int) ([]string, error)
+}
+
+// Tx is a unit of work: everything done through it is committed together or
+// not at all.
+type Tx interface {
+	Reader
+	// Put creates or updates a resource and returns the stored version.
+	// created is true when no live version existed before.
+	Put(ctx context.Context, w Write) (res *Resource, created bool, err error)
+	// Delete marks a resource deleted by adding a version without a body. It
+	// returns nil, nil when there was nothing live to delete (delete is
+	// idempotent). ifMatch works as in Write.
+	Delete(ctx context.Context, typ, id, method string, ifMatch int64) (*Resource, error)
+}
+
+// Store is the resource store.
+type Store interface {
+	Reader
+	// InTx runs fn in a transaction, committing when fn returns nil and rolling
+	// back otherwise. fn may run more than once when the database reports a
+	// serialisation failure or deadlock, so it must not have side effects
+	// outside the transaction.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// Ping checks that the database answers (for /readyz).
+	Ping(ctx context.Context) error
+	// Engine names the database engine ("sqlite" or "postgres").
+	Engine() string
+	Close() error
+}
+
+// The store's errors; the REST layer maps them to OperationOutcomes.
+var (
+	ErrNotFound        = errors.New("resource not found")
+	ErrVersionConflict = errors.New("version conflict")
+	ErrExists          = errors.New("resource already exists")
+)

@@ -1,0 +1,456 @@
+// Package storetest is the one test suite every store.Store engine must pass:
+// versioning, history, conditional writes, concurrent updates and
+// transaction atomicity, each stated as the FHIR rule it checks.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// Run runs the suite. open returns a fresh, empty store for each subtest.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CreateReadVersioning", testVersioning},
+		{"IfMatch", testIfMatch},
+		{"MustExistAndMustNotExist", testExistence},
+		{"DeleteIsAVersion", testDelete},
+		{"Match", testMatch},
+		{"History", testHistory},
+		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
+		{"ConcurrentIfMatchOneWins", testConcurrentIfMatch},
+		{"ConcurrentCreateSameID", testConcurrentCreate},
+		{"TransactionRollsBackAtAnyEntry", testRollback},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
+	}
+}
+
+func patient(family string) []byte {
+	return fmt.Appendf(nil, `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"%s-nhs"}],"name":[{"family":%q}]}`, family, family)
+}
+
+func put(t *testing.T, s store.Store, w store.Write) *store.Resource {
+	t.Helper()
+	var res *store.Resource
+	err := s.InTx(context.Background(), func(tx store.Tx) error {
+		var err error
+		res, _, err = tx.Put(context.Background(), w)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("put %s/%s: %v", w.Type, w.ID, err)
+	}
+	return res
+}
+
+func family(t *testing.T, body []byte) string {
+	t.Helper()
+	var p struct {
+		Name []struct{ Family string }
+		Meta struct{ VersionID string }
+	}
+	if err := json.Unmarshal(body, &p); err != nil || len(p.Name) == 0 {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	return p.Name[0].Family
+}
+
+func testVersioning(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	v1 := put(t, s, store.Write{Type: "Patient", ID: "p1", Body: patient("One"), Method: "PUT"})
+	v2 := put(t, s, store.Write{Type: "Patient", ID: "p1", Body: patient("Two"), Method: "PUT"})
+	if v1.Version != 1 || v2.Version != 2 {
+		t.Fatalf("versions = %d, %d; want 1, 2", v1.Version, v2.Version)
+	}
+	if !v2.LastUpdated.After(v1.LastUpdated) {
+		t.Errorf("lastUpdated did not advance: %v then %v", v1.LastUpdated, v2.LastUpdated)
+	}
+	cur, err := s.Read(ctx, "Patient", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Version != 2 || family(t, cur.Body) != "Two" {
+		t.Errorf("read = version %d %s; want version 2 Two", cur.Version, cur.Body)
+	}
+	var meta struct {
+		ID   string
+		Meta struct {
+			VersionID   string
+			LastUpdated string
+		}
+	}
+	_ = json.Unmarshal(cur.Body, &meta)
+	if meta.ID != "p1" || meta.Meta.VersionID != "2" || meta.Meta.LastUpdated == "" {
+		t.Errorf("stored body does not carry id and meta: %s", cur.Body)
+	}
+	old, err := s.VRead(ctx, "Patient", "p1", 1)
+	if err != nil || family(t, old.Body) != "One" {
+		t.Errorf("vread 1 = %v, %v; want One", old, err)
+	}
+	if _, err := s.VRead(ctx, "Patient", "p1", 3); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("vread 3 err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.Read(ctx, "Patient", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("read missing err = %v; want ErrNotFound", err)
+	}
+	// The same id under another type is another resource.
+	if _, err := s.Read(ctx, "Observation", "p1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("read Observation/p1 err = %v; want ErrNotFound", err)
+	}
+}
+
+func testIfMatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put(t, s, store.Write{Type: "Patient", ID: "p", Body: patient("A"), Method: "PUT"})
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "p", Body: patient("B"), Method: "PUT", IfMatch: 7})
+		return err
+	})
+	if !errors.Is(err, store.ErrVersionConflict) {
+		t.Fatalf("stale If-Match err = %v; want ErrVersionConflict", err)
+	}
+	if cur, _ := s.Read(ctx, "Patient", "p"); cur.Version != 1 {
+		t.Errorf("a failed If-Match wrote version %d", cur.Version)
+	}
+	res := put(t, s, store.Write{Type: "Patient", ID: "p", Body: patient("B"), Method: "PUT", IfMatch: 1})
+	if res.Version != 2 {
+		t.Errorf("matching If-Match gave version %d; want 2", res.Version)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.Delete(ctx, "Patient", "p", "DELETE", 1)
+		return err
+	})
+	if !errors.Is(err, store.ErrVersionConflict) {
+		t.Errorf("delete with stale If-Match err = %v; want ErrVersionConflict", err)
+	}
+}
+
+func testExistence(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "x", Body: patient("X"), Method: "PUT", MustExist: true})
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("MustExist on a missing resource err = %v; want ErrNotFound", err)
+	}
+	if _, err := s.Read(ctx, "Patient", "x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("failed write left a resource behind: %v", err)
+	}
+	var created bool
+	_ = s.InTx(ctx, func(tx store.Tx) error {
+		_, created, err = tx.Put(ctx, store.Write{Type: "Patient", ID: "x", Body: patient("X"), Method: "POST", MustNotExist: true})
+		return err
+	})
+	if err != nil || !created {
+		t.Fatalf("create = %v, created %v", err, created)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "x", Body: patient("Y"), Method: "POST", MustNotExist: true})
+		return err
+	})
+	if !errors.Is(err, store.ErrExists) {
+		t.Errorf("MustNotExist on a live resource err = %v; want ErrExists", err)
+	}
+}
+
+func testDelete(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put(t, s, store.Write{Type: "Patient", ID: "d", Body: patient("D"), Method: "PUT"})
+	var del *store.Resource
+	err := s.InTx(ctx, func(tx store.Tx) (err error) {
+		del, err = tx.Delete(ctx, "Patient", "d", "DELETE", 0)
+		return err
+	})
+	if err != nil || del == nil || del.Version != 2 || !del.Deleted {
+		t.Fatalf("delete = %+v, %v; want deleted version 2", del, err)
+	}
+	cur, err := s.Read(ctx, "Patient", "d")
+	if err != nil || !cur.Deleted || cur.Body != nil {
+		t.Errorf("read after delete = %+v, %v; want a deleted marker", cur, err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) (err error) {
+		del, err = tx.Delete(ctx, "Patient", "d", "DELETE", 0)
+		return err
+	})
+	if err != nil || del != nil {
+		t.Errorf("second delete = %+v, %v; want nothing to do", del, err)
+	}
+	if ids, _ := s.Match(ctx, "Patient", store.Criteria{IDs: []string{"d"}}, 0); len(ids) != 0 {
+		t.Errorf("deleted resource still matches: %v", ids)
+	}
+	// Update after delete brings the resource back as a new version.
+	var created bool
+	_ = s.InTx(ctx, func(tx store.Tx) error {
+		res, c, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "d", Body: patient("D2"), Method: "PUT"})
+		created = c
+		if err == nil && res.Version != 3 {
+			t.Errorf("recreate version = %d; want 3", res.Version)
+		}
+		return err
+	})
+	if !created {
+		t.Errorf("update of a deleted resource should count as a create")
+	}
+	h, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "d"})
+	if err != nil || len(h.Versions) != 3 || !h.Versions[1].Deleted || h.Versions[1].Method != "DELETE" {
+		t.Errorf("history after delete = %+v, %v", h, err)
+	}
+}
+
+func testMatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put(t, s, store.Write{Type: "Patient", ID: "a", Body: patient("A"), Method: "PUT"})
+	put(t, s, store.Write{Type: "Patient", ID: "b", Body: patient("B"), Method: "PUT"})
+	put(t, s, store.Write{Type: "Patient", ID: "c", Body: []byte(`{"resourceType":"Patient","identifier":[{"value":"A-nhs"}]}`), Method: "PUT"})
+	nhs := "https://fhir.nhs.uk/Id/nhs-number"
+	tests := []struct {
+		name string
+		c    store.Criteria
+		want []string
+	}{
+		{"id", store.Criteria{IDs: []string{"a"}}, []string{"a"}},
+		{"ids or", store.Criteria{IDs: []string{"a", "b", "zz"}}, []string{"a", "b"}},
+		{"identifier any system", store.Criteria{Identifiers: []store.Identifier{{Value: "A-nhs"}}}, []string{"a", "c"}},
+		{"identifier with system", store.Criteria{Identifiers: []store.Identifier{{System: nhs, HasSystem: true, Value: "A-nhs"}}}, []string{"a"}},
+		{"identifier without system", store.Criteria{Identifiers: []store.Identifier{{HasSystem: true, Value: "A-nhs"}}}, []string{"c"}},
+		{"identifier or", store.Criteria{Identifiers: []store.Identifier{{Value: "A-nhs"}, {Value: "B-nhs"}}}, []string{"a", "b", "c"}},
+		{"id and identifier", store.Criteria{IDs: []string{"b"}, Identifiers: []store.Identifier{{Value: "A-nhs"}}}, nil},
+		{"no match", store.Criteria{Identifiers: []store.Identifier{{Value: "nobody"}}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Match(ctx, "Patient", tc.c, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("Match = %v; want %v", got, tc.want)
+			}
+		})
+	}
+	// An update replaces the identifier index.
+	put(t, s, store.Write{Type: "Patient", ID: "a", Body: patient("Z"), Method: "PUT"})
+	if got, _ := s.Match(ctx, "Patient", store.Criteria{Identifiers: []store.Identifier{{Value: "A-nhs"}}}, 0); fmt.Sprint(got) != "[c]" {
+		t.Errorf("after update Match = %v; want [c]", got)
+	}
+}
+
+func testHistory(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var times []time.Time
+	for i := 0; i < 5; i++ {
+		r := put(t, s, store.Write{Type: "Patient", ID: "h", Body: patient(fmt.Sprint("V", i+1)), Method: "PUT"})
+		times = append(times, r.LastUpdated)
+	}
+	put(t, s, store.Write{Type: "Observation", ID: "o", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"}}`), Method: "PUT"})
+
+	var versions []int64
+	cursor := int64(0)
+	for pages := 0; ; pages++ {
+		p, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "h", Count: 2, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Total != 5 {
+			t.Errorf("total = %d; want 5", p.Total)
+		}
+		for _, v := range p.Versions {
+			versions = append(versions, v.Version)
+		}
+		if p.Next == 0 {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		cursor = p.Next
+	}
+	if fmt.Sprint(versions) != "[5 4 3 2 1]" {
+		t.Errorf("paged versions = %v; want newest first [5 4 3 2 1]", versions)
+	}
+	since, _ := s.History(ctx, store.HistoryQuery{Type: "Patient", Since: times[3]})
+	if len(since.Versions) != 2 {
+		t.Errorf("_since 4th version: %d versions; want 2", len(since.Versions))
+	}
+	// _at the instant of version 3 (and shortly after): version 3 was current.
+	at, _ := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "h", AtStart: times[2], AtEnd: times[2].Add(time.Microsecond)})
+	if len(at.Versions) != 1 || at.Versions[0].Version != 3 {
+		t.Errorf("_at version 3 = %+v; want exactly version 3", at.Versions)
+	}
+	sys, _ := s.History(ctx, store.HistoryQuery{})
+	if sys.Total != 6 || sys.Versions[0].Type != "Observation" {
+		t.Errorf("system history: total %d, first %v; want 6 starting with the Observation", sys.Total, sys.Versions[0].Type)
+	}
+	typ, _ := s.History(ctx, store.HistoryQuery{Type: "Observation"})
+	if typ.Total != 1 {
+		t.Errorf("type history total = %d; want 1", typ.Total)
+	}
+}
+
+// R4 3.1.0.5: servers must not lose updates; unconditional concurrent updates
+// are applied one after another, each making a new version.
+func testConcurrentUpdates(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put(t, s, store.Write{Type: "Patient", ID: "c", Body: patient("C0"), Method: "PUT"})
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- s.InTx(ctx, func(tx store.Tx) error {
+				_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "c", Body: patient(fmt.Sprint("C", i+1)), Method: "PUT"})
+				return err
+			})
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent update: %v", err)
+		}
+	}
+	h, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "c", Count: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Total != n+1 {
+		t.Errorf("history has %d versions; want %d", h.Total, n+1)
+	}
+	seen := map[string]bool{}
+	for i, v := range h.Versions {
+		if v.Version != int64(n+1-i) {
+			t.Errorf("history position %d has version %d; want %d", i, v.Version, n+1-i)
+		}
+		seen[family(t, v.Body)] = true
+	}
+	if len(seen) != n+1 {
+		t.Errorf("%d distinct bodies in history; want %d (an update was lost)", len(seen), n+1)
+	}
+}
+
+// With If-Match, of several clients updating the same version exactly one
+// wins and the others get a version conflict (412).
+func testConcurrentIfMatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put(t, s, store.Write{Type: "Patient", ID: "m", Body: patient("M0"), Method: "PUT"})
+	const n = 8
+	var wins, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			err := s.InTx(ctx, func(tx store.Tx) error {
+				_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "m", Body: patient(fmt.Sprint("M", i)), Method: "PUT", IfMatch: 1})
+				return err
+			})
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.Is(err, store.ErrVersionConflict):
+				conflicts.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if wins.Load() != 1 || conflicts.Load() != n-1 {
+		t.Errorf("wins %d, conflicts %d; want 1 and %d", wins.Load(), conflicts.Load(), n-1)
+	}
+	if cur, _ := s.Read(ctx, "Patient", "m"); cur.Version != 2 {
+		t.Errorf("current version %d; want 2", cur.Version)
+	}
+}
+
+// Two creates of the same new id: one creates, the other fails as existing.
+func testConcurrentCreate(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 8
+	var created, exists atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.InTx(ctx, func(tx store.Tx) error {
+				_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "new", Body: patient("N"), Method: "POST", MustNotExist: true})
+				return err
+			})
+			switch {
+			case err == nil:
+				created.Add(1)
+			case errors.Is(err, store.ErrExists):
+				exists.Add(1)
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 1 || exists.Load() != n-1 {
+		t.Errorf("created %d, exists %d; want 1 and %d", created.Load(), exists.Load(), n-1)
+	}
+}
+
+// R4 3.1.0.11.2: a transaction succeeds or fails as a whole. Fail at each
+// position in turn and check nothing of it is visible.
+func testRollback(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put(t, s, store.Write{Type: "Patient", ID: "keep", Body: patient("Keep"), Method: "PUT"})
+	const entries = 4
+	boom := errors.New("entry failed")
+	for failAt := 0; failAt < entries; failAt++ {
+		err := s.InTx(ctx, func(tx store.Tx) error {
+			for i := 0; i < entries; i++ {
+				if i == failAt {
+					return boom
+				}
+				switch i % 2 {
+				case 0:
+					if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: fmt.Sprint("t", failAt, "-", i), Body: patient("T"), Method: "POST", MustNotExist: true}); err != nil {
+						return err
+					}
+				case 1:
+					if _, err := tx.Delete(ctx, "Patient", "keep", "DELETE", 0); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("failAt %d: err = %v", failAt, err)
+		}
+		for i := 0; i < failAt; i++ {
+			if _, err := s.Read(ctx, "Patient", fmt.Sprint("t", failAt, "-", i)); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("failAt %d: entry %d survived the rollback (%v)", failAt, i, err)
+			}
+		}
+		cur, err := s.Read(ctx, "Patient", "keep")
+		if err != nil || cur.Deleted || cur.Version != 1 {
+			t.Errorf("failAt %d: rolled-back delete is visible: %+v %v", failAt, cur, err)
+		}
+	}
+	h, _ := s.History(ctx, store.HistoryQuery{})
+	if h.Total != 1 {
+		t.Errorf("history holds %d versions after rolled-back transactions; want 1", h.Total)
+	}
+}

@@ -1,0 +1,43 @@
+// Package vault owns key management for the gateway. Callers never see a key
+// encryption key: they ask a Keys implementation for fresh data keys (returned
+// both in plaintext, for immediate use, and wrapped, for storage next to the
+// ciphertext) and hand wrapped keys back to have them unwrapped.
+//
+// Two implementations exist: the embedded development keystore in
+// vault/devkeystore (a local key file, refused in production) and the
+// HashiCorp Vault transit implementation.
+package vault
+
+import (
+	"context"
+	"errors"
+)
+
+// DataKey is a 256-bit data encryption key as issued by Keys: Plaintext is
+// used in memory to encrypt, Wrapped is stored beside the ciphertext and is
+// useless without the key holder.
+type DataKey struct {
+	Plaintext []byte
+	Wrapped   []byte
+}
+
+// Keys issues and unwraps data keys. Implementations must be safe for
+// concurrent use and must never expose their key encryption keys.
+type Keys interface {
+	// NewDataKey returns a fresh random 256-bit data key with its wrapped form.
+	NewDataKey(ctx context.Context) (DataKey, error)
+	// Unwrap returns the plaintext of a data key previously issued by NewDataKey.
+	Unwrap(ctx context.Context, wrapped []byte) ([]byte, error)
+	// Ping reports whether the key holder can be reached (used by /readyz).
+	Ping(ctx context.Context) error
+	// Name describes the implementation for logs and readiness reports.
+	Name() string
+}
+
+// ErrUnavailable is returned (wrapped) when the key holder cannot be reached;
+// callers fail closed and report 503.
+var ErrUnavailable = errors.New("key service unavailable")
+
+// ErrInvalidCiphertext is returned when a wrapped key or a sealed record fails
+// authentication: it was tampered with, moved, or sealed under another key.
+var ErrInvalidCiphertext = errors.New("ciphertext failed authentication")
