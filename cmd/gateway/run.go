@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/promsgateway/gateway/fhir/rest"
+	"github.com/promsgateway/gateway/fhir/store/sqlstore"
+	"github.com/promsgateway/gateway/vault"
+	"github.com/promsgateway/gateway/vault/devkeystore"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, getenv, stderr, nil)
+	case "version":
+		fmt.Fprintln(stdout, version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+const usage = `usage: gateway [serve|version]
+
+  serve     serve the FHIR R4 API (default)
+  version   print the version
+
+Environment:
+  GATEWAY_ADDR        listen address (default :8080)
+  GATEWAY_DB          SQLite file path or postgres:// URL (default data/gateway.db)
+  GATEWAY_KEYSTORE    development keystore file (default data/dev-keystore.json)
+  GATEWAY_ENV         "production" refuses development-only parts
+  GATEWAY_BASE_URL    public FHIR base URL (default: from each request's Host)
+  GATEWAY_MAX_BODY_BYTES, GATEWAY_MAX_DEPTH, GATEWAY_MAX_BUNDLE_ENTRIES  request limits
+  GATEWAY_UPDATE_CREATE               true|false: may update create? (default true)
+  GATEWAY_CONDITIONAL_DELETE_MULTIPLE true|false (default true)
+  GATEWAY_LOG_LEVEL   debug|info|warn|error (default info)`
+
+// settings is the gateway's configuration, read from the environment.
+type settings struct {
+	addr, db, keystore string
+	production         bool
+	api                rest.Config
+	logLevel           slog.Level
+}
+
+func readSettings(getenv func(string) string) (settings, error) {
+	s := settings{
+		addr:       or(getenv("GATEWAY_ADDR"), ":8080"),
+		db:         or(getenv("GATEWAY_DB"), "data/gateway.db"),
+		keystore:   or(getenv("GATEWAY_KEYSTORE"), "data/dev-keystore.json"),
+		production: getenv("GATEWAY_ENV") == "production",
+		api:        rest.DefaultConfig(),
+	}
+	s.api.BaseURL = getenv("GATEWAY_BASE_URL")
+	s.api.SoftwareVersion = version
+	var err error
+	if s.api.MaxBodyBytes, err = intVar(getenv, "GATEWAY_MAX_BODY_BYTES", s.api.MaxBodyBytes); err != nil {
+		return s, err
+	}
+	depth, err := intVar(getenv, "GATEWAY_MAX_DEPTH", int64(s.api.MaxDepth))
+	if err != nil {
+		return s, err
+	}
+	s.api.MaxDepth = int(depth)
+	entries, err := intVar(getenv, "GATEWAY_MAX_BUNDLE_ENTRIES", int64(s.api.MaxBundleEntries))
+	if err != nil {
+		return s, err
+	}
+	s.api.MaxBundleEntries = int(entries)
+	if s.api.UpdateCreate, err = boolVar(getenv, "GATEWAY_UPDATE_CREATE", s.api.UpdateCreate); err != nil {
+		return s, err
+	}
+	if s.api.ConditionalDeleteMultiple, err = boolVar(getenv, "GATEWAY_CONDITIONAL_DELETE_MULTIPLE", s.api.ConditionalDeleteMultiple); err != nil {
+		return s, err
+	}
+	if err := s.logLevel.UnmarshalText([]byte(or(getenv("GATEWAY_LOG_LEVEL"), "info"))); err != nil {
+		return s, fmt.Errorf("GATEWAY_LOG_LEVEL: %w", err)
+	}
+	return s, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func intVar(getenv func(string) string, name string, def int64) (int64, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive integer", name, v)
+	}
+	return n, nil
+}
+
+func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want true or false", name, v)
+	}
+	return b, nil
+}
+
+// serve runs the gateway until ctx ends, then drains in-flight requests.
+// When ready is not nil it receives the bound address once listening.
+func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
+	cfg, err := readSettings(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel}))
+
+	var keys vault.Keys
+	if cfg.production {
+		return errors.New("GATEWAY_ENV=production needs Vault, and this build has only the development keystore; refusing to start")
+	}
+	if keys, err = devkeystore.Open(cfg.keystore, cfg.production, log); err != nil {
+		return err
+	}
+	st, err := sqlstore.Open(ctx, cfg.db, vault.NewEnvelope(keys))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := rest.NewServer(cfg.api, st, log, rest.NewMetrics(reg))
+	handler := api.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		rest.Check{Name: "database", Fn: st.Ping},
+		rest.Check{Name: "keys", Fn: keys.Ping})
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String(), "fhir", "/fhir", "database", st.Engine(), "keys", keys.Name())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+

@@ -1,0 +1,115 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/spec"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+type capabilityStatement struct {
+	ResourceType   string           `json:"resourceType"`
+	Status         string           `json:"status"`
+	Date           string           `json:"date"`
+	Publisher      string           `json:"publisher"`
+	Kind           string           `json:"kind"`
+	Software       map[string]any   `json:"software"`
+	Implementation map[string]any   `json:"implementation"`
+	FHIRVersion    string           `json:"fhirVersion"`
+	Format         []string         `json:"format"`
+	PatchFormat    []string         `json:"patchFormat"`
+	Rest           []capabilityRest `json:"rest"`
+}
+
+type capabilityRest struct {
+	Mode        string               `json:"mode"`
+	Resource    []capabilityResource `json:"resource"`
+	Interaction []code               `json:"interaction"`
+}
+
+type capabilityResource struct {
+	Type              string `json:"type"`
+	Interaction       []code `json:"interaction"`
+	Versioning        string `json:"versioning,omitempty"`
+	ReadHistory       bool   `json:"readHistory"`
+	UpdateCreate      bool   `json:"updateCreate"`
+	ConditionalCreate bool   `json:"conditionalCreate"`
+	ConditionalRead   string `json:"conditionalRead,omitempty"`
+	ConditionalUpdate bool   `json:"conditionalUpdate"`
+	ConditionalDelete string `json:"conditionalDelete,omitempty"`
+}
+
+type code struct {
+	Code string `json:"code"`
+}
+
+// capabilities: GET [base]/metadata (R4 3.1.0.13). The statement is derived
+// from the route table, so it claims exactly what the server does.
+func (s *Server) capabilities(ctx context.Context, _ store.Reader, r *Request) (*Response, error) {
+	return &Response{Status: http.StatusOK, Body: marshal(s.capabilityStatement(r.Base))}, nil
+}
+
+func (s *Server) capabilityStatement(base string) capabilityStatement {
+	var typeCodes, systemCodes []code
+	has := map[string]bool{}
+	for _, rt := range s.routes {
+		key := rt.interaction
+		if rt.conditional {
+			key = "conditional-" + key
+		}
+		if has[key] {
+			continue
+		}
+		has[key] = true
+		switch {
+		case rt.bundle:
+			systemCodes = append(systemCodes, code{"transaction"}, code{"batch"})
+		case rt.interaction == "capabilities":
+			// implied by the statement itself; not an interaction code
+		case rt.level == systemLevel:
+			systemCodes = append(systemCodes, code{rt.interaction})
+		case !rt.conditional:
+			typeCodes = append(typeCodes, code{rt.interaction})
+		}
+	}
+	template := capabilityResource{
+		Interaction:       typeCodes,
+		ReadHistory:       has["vread"] && has["history-instance"],
+		UpdateCreate:      has["update"] && s.cfg.UpdateCreate,
+		ConditionalCreate: has["create"], // create evaluates If-None-Exist
+		ConditionalUpdate: has["conditional-update"],
+	}
+	if has["update"] {
+		template.Versioning = "versioned-update" // update honours If-Match
+	}
+	if has["read"] {
+		template.ConditionalRead = "full-support" // If-None-Match and If-Modified-Since
+	}
+	if has["conditional-delete"] {
+		template.ConditionalDelete = "single"
+		if s.cfg.ConditionalDeleteMultiple {
+			template.ConditionalDelete = "multiple"
+		}
+	}
+	rest := capabilityRest{Mode: "server", Interaction: systemCodes}
+	for _, t := range spec.ResourceTypes() {
+		rc := template
+		rc.Type = t
+		rest.Resource = append(rest.Resource, rc)
+	}
+	return capabilityStatement{
+		ResourceType:   "CapabilityStatement",
+		Status:         "active",
+		Date:           resource.Instant(s.started),
+		Publisher:      "PROMs FHIR gateway",
+		Kind:           "instance",
+		Software:       map[string]any{"name": "PROMs FHIR gateway", "version": s.cfg.SoftwareVersion},
+		Implementation: map[string]any{"description": "FHIR R4 gateway for PROMs data", "url": base},
+		FHIRVersion:    spec.Version,
+		Format:         []string{"application/fhir+json", "json"},
+		PatchFormat:    []string{"application/json-patch+json"},
+		Rest:           []capabilityRest{rest},
+	}
+}

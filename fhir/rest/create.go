@@ -1,0 +1,81 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// create: POST [base]/[type] (R4 3.1.0.6). The server assigns the id (an id
+// in the body is ignored, as the specification requires) and answers 201
+// with Location. With If-None-Exist (conditional create, 3.1.0.8) one match
+// returns that resource with 200 and creates nothing, several are 412.
+func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
+	body, _, err := s.checkResource(r.Body, r.Type)
+	if err != nil {
+		return nil, err
+	}
+	id := r.assignedID
+	if inx := r.Header.Get("If-None-Exist"); inx != "" && id == "" {
+		existing, err := s.findExisting(ctx, tx, r.Type, inx)
+		if err != nil {
+			return nil, err
+		}
+		if existing != nil {
+			return &Response{Status: http.StatusOK, Resource: existing,
+				Outcome: outcome.Information("a matching %s already exists; nothing was created", r.Type)}, nil
+		}
+	}
+	if id == "" {
+		id = uuid.NewString()
+	}
+	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPost, MustNotExist: true})
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: http.StatusCreated, Resource: res, Location: true,
+		Outcome: outcome.Information("created %s", versionedPath(res))}, nil
+}
+
+// findExisting evaluates If-None-Exist criteria: the match, nil for none,
+// 412 for several.
+func (s *Server) findExisting(ctx context.Context, db store.Reader, typ, header string) (*store.Resource, error) {
+	q, err := conditionQuery(typ, header)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := matchQuery(ctx, db, typ, q, 2)
+	if err != nil {
+		return nil, err
+	}
+	switch len(ids) {
+	case 0:
+		return nil, nil
+	case 1:
+		return db.Read(ctx, typ, ids[0])
+	}
+	return nil, outcome.New(outcome.PreconditionFailed, "If-None-Exist matches more than one %s; the criteria are not selective enough", typ)
+}
+
+// conditionQuery parses the search part of If-None-Exist, which may be
+// given as "identifier=..." or "[type]?identifier=...".
+func conditionQuery(typ, header string) (url.Values, error) {
+	header = strings.TrimSpace(header)
+	if before, after, ok := strings.Cut(header, "?"); ok {
+		if before != "" && before != typ && !strings.HasSuffix(before, "/"+typ) {
+			return nil, outcome.New(outcome.Invalid, "If-None-Exist names type %q but the request creates a %s", before, typ)
+		}
+		header = after
+	}
+	q, err := url.ParseQuery(header)
+	if err != nil {
+		return nil, outcome.New(outcome.Invalid, "If-None-Exist is not a valid query: %v", err)
+	}
+	return q, nil
+}

@@ -1,0 +1,58 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+)
+
+// Check is a named readiness check (database, key service).
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Handler returns the gateway's HTTP handler: the FHIR API under /fhir,
+// /healthz (the process is up), /readyz (every check passes) and /metrics.
+func (s *Server) Handler(metrics http.Handler, checks ...Check) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = false
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.Use(requestID, s.recovery, s.observe)
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+		defer cancel()
+		report, ok := gin.H{}, true
+		for _, ch := range checks {
+			if err := ch.Fn(ctx); err != nil {
+				report[ch.Name] = err.Error()
+				ok = false
+			} else {
+				report[ch.Name] = "ok"
+			}
+		}
+		status := http.StatusOK
+		if !ok {
+			status = http.StatusServiceUnavailable
+		}
+		c.JSON(status, report)
+	})
+	if metrics != nil {
+		e.GET("/metrics", gin.WrapH(metrics))
+	}
+	e.Any("/fhir", s.serveFHIR)
+	e.Any("/fhir/*path", s.serveFHIR)
+	e.NoRoute(func(c *gin.Context) {
+		c.Data(http.StatusNotFound, fhirJSON+"; charset=utf-8",
+			outcome.Resource(outcome.New(outcome.NotFound, "nothing at %s; the FHIR API is under /fhir", c.Request.URL.Path)))
+	})
+	return e
+}

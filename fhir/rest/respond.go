@@ -1,0 +1,176 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// Keys under which the FHIR handler leaves facts for the middleware.
+const (
+	formatKey      = "fhir.format"
+	interactionKey = "fhir.interaction"
+	typeKey        = "fhir.type"
+)
+
+const fhirJSON = "application/fhir+json"
+
+// negotiate picks the response media type from _format (which wins) or
+// Accept (R4 3.1.0.1.10). Only JSON is served; asking for anything else
+// only (XML, Turtle) is 406.
+func negotiate(format, accept string) (string, error) {
+	if format != "" {
+		switch strings.ToLower(format) {
+		case "json", fhirJSON, "application/json":
+			if strings.EqualFold(format, "application/json") {
+				return "application/json", nil
+			}
+			return fhirJSON, nil
+		}
+		return "", outcome.New(outcome.NotAcceptable, "_format %q is not supported; this server serves application/fhir+json", format)
+	}
+	if strings.TrimSpace(accept) == "" {
+		return fhirJSON, nil
+	}
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		if q, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+				continue
+			}
+		}
+		switch mt {
+		case fhirJSON, "*/*", "application/*", "application/fhir+*":
+			return fhirJSON, nil
+		case "application/json":
+			return "application/json", nil
+		}
+	}
+	return "", outcome.New(outcome.NotAcceptable, "none of the media types in Accept (%s) is served; this server serves application/fhir+json", accept)
+}
+
+// preferReturn is the return preference of a write (RFC 7240; R4 3.1.0.1.8).
+func preferReturn(h http.Header) string {
+	for _, v := range h.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "return") {
+				return strings.Trim(strings.TrimSpace(val), `"`)
+			}
+		}
+	}
+	return "representation"
+}
+
+func etag(r *store.Resource) string { return fmt.Sprintf(`W/"%d"`, r.Version) }
+
+func versionedPath(r *store.Resource) string {
+	return fmt.Sprintf("%s/%s/_history/%d", r.Type, r.ID, r.Version)
+}
+
+// write sends a successful response.
+func (s *Server) write(c *gin.Context, req *Request, resp *Response) {
+	h := c.Writer.Header()
+	if r := resp.Resource; r != nil {
+		h.Set("ETag", etag(r))
+		h.Set("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
+		loc := req.Base + "/" + versionedPath(r)
+		if resp.Location {
+			h.Set("Location", loc)
+		}
+		if !r.Deleted {
+			h.Set("Content-Location", loc)
+		}
+	}
+	body := resp.Body
+	if body == nil && resp.Resource != nil {
+		body = resp.Resource.Body
+	}
+	if resp.Outcome != nil || isWrite(req.Method) {
+		switch preferReturn(req.Header) {
+		case "minimal":
+			body = nil
+		case "OperationOutcome":
+			body = resp.Outcome
+			if body == nil {
+				body = outcome.Information("%s succeeded", req.Method)
+			}
+		}
+	}
+	if resp.Status == http.StatusNotModified || resp.Status == http.StatusNoContent {
+		body = nil
+	}
+	s.send(c, req, resp.Status, body)
+}
+
+func isWrite(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead
+}
+
+// fail sends err as an OperationOutcome with its status.
+func (s *Server) fail(c *gin.Context, req *Request, err error) {
+	oe := outcome.As(err)
+	status := outcome.Status(oe)
+	if status >= 500 {
+		s.log.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", c.GetString(requestIDKey))
+	}
+	if oe.Kind == outcome.MethodNotAllowed {
+		c.Header("Allow", s.allowed(c.Param("path")))
+	}
+	s.send(c, req, status, outcome.Resource(oe))
+}
+
+// allowed lists the methods routed at path, for the Allow header of a 405.
+func (s *Server) allowed(path string) string {
+	var methods []string
+	seen := map[string]bool{}
+	for _, rt := range s.routes {
+		var r Request
+		if _, err := s.match(rt.method, path, &r); err == nil && !seen[rt.method] {
+			seen[rt.method] = true
+			methods = append(methods, rt.method)
+		}
+	}
+	return strings.Join(methods, ", ")
+}
+
+func (s *Server) send(c *gin.Context, req *Request, status int, body []byte) {
+	if body == nil {
+		c.Status(status)
+		c.Writer.WriteHeaderNow()
+		return
+	}
+	if req != nil && req.Query.Get("_pretty") == "true" {
+		body = resource.Indent(body)
+	}
+	ct := c.GetString(formatKey)
+	if ct == "" {
+		ct = fhirJSON
+	}
+	c.Data(status, ct+"; charset=utf-8", body)
+}
+
+// marshal renders v as JSON without HTML escaping, so resource bytes inside
+// Bundles (narrative XHTML above all) pass through unchanged.
+func marshal(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic("rest: marshal: " + err.Error()) // only fixed server types reach here
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}

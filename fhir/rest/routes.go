@@ -1,0 +1,125 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/spec"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// level is where an interaction applies (R4 3.1.0: instance, type, system).
+type level int
+
+const (
+	systemLevel level = iota
+	typeLevel
+	instanceLevel
+)
+
+// route is one FHIR interaction the server offers. The table below is the
+// whole FHIR API: HTTP requests and Bundle entries are dispatched through it,
+// and the CapabilityStatement is generated from it, so the two cannot
+// disagree.
+type route struct {
+	// interaction is the CapabilityStatement code (TypeRestfulInteraction or
+	// SystemRestfulInteraction).
+	interaction string
+	method      string
+	// pattern is the path below the FHIR base; {type}, {id} and {vid} are
+	// placeholders.
+	pattern string
+	level   level
+	// conditional marks the conditional form of an interaction (criteria in
+	// the query string instead of an id).
+	conditional bool
+	// read handlers run outside a transaction; write handlers inside one.
+	read  func(s *Server, ctx context.Context, db store.Reader, r *Request) (*Response, error)
+	write func(s *Server, ctx context.Context, tx store.Tx, r *Request) (*Response, error)
+	// bundle marks the system batch/transaction endpoint, which manages its
+	// own transactions.
+	bundle bool
+}
+
+func (s *Server) routeTable() []route {
+	return []route{
+		{interaction: "capabilities", method: http.MethodGet, pattern: "metadata", level: systemLevel, read: (*Server).capabilities},
+		{interaction: "history-system", method: http.MethodGet, pattern: "_history", level: systemLevel, read: (*Server).history},
+		{interaction: "transaction", method: http.MethodPost, pattern: "", level: systemLevel, bundle: true},
+		{interaction: "history-type", method: http.MethodGet, pattern: "{type}/_history", level: typeLevel, read: (*Server).history},
+		{interaction: "create", method: http.MethodPost, pattern: "{type}", level: typeLevel, write: (*Server).create},
+		{interaction: "update", method: http.MethodPut, pattern: "{type}", level: typeLevel, conditional: true, write: (*Server).update},
+		{interaction: "patch", method: http.MethodPatch, pattern: "{type}", level: typeLevel, conditional: true, write: (*Server).patch},
+		{interaction: "delete", method: http.MethodDelete, pattern: "{type}", level: typeLevel, conditional: true, write: (*Server).delete},
+		{interaction: "read", method: http.MethodGet, pattern: "{type}/{id}", level: instanceLevel, read: (*Server).read},
+		{interaction: "update", method: http.MethodPut, pattern: "{type}/{id}", level: instanceLevel, write: (*Server).update},
+		{interaction: "patch", method: http.MethodPatch, pattern: "{type}/{id}", level: instanceLevel, write: (*Server).patch},
+		{interaction: "delete", method: http.MethodDelete, pattern: "{type}/{id}", level: instanceLevel, write: (*Server).delete},
+		{interaction: "history-instance", method: http.MethodGet, pattern: "{type}/{id}/_history", level: instanceLevel, read: (*Server).history},
+		{interaction: "vread", method: http.MethodGet, pattern: "{type}/{id}/_history/{vid}", level: instanceLevel, read: (*Server).vread},
+	}
+}
+
+// match finds the route for method and path (relative to the FHIR base,
+// without query) and fills the request's Type, ID and VID. A path that fits
+// a route under another method is 405; no fit is 404.
+func (s *Server) match(method, path string, r *Request) (*route, error) {
+	path = strings.Trim(path, "/")
+	var segs []string
+	if path != "" {
+		segs = strings.Split(path, "/")
+	}
+	shapeFits := false
+	for i := range s.routes {
+		rt := &s.routes[i]
+		var pat []string
+		if rt.pattern != "" {
+			pat = strings.Split(rt.pattern, "/")
+		}
+		vals, ok := fit(pat, segs)
+		if !ok {
+			continue
+		}
+		if rt.method != method {
+			shapeFits = true
+			continue
+		}
+		if t, ok := vals["type"]; ok {
+			if _, known := spec.Lookup(t); !known {
+				return nil, outcome.New(outcome.NotFound, "unknown resource type %q (not an R4 4.0.1 resource type)", t)
+			}
+			r.Type = t
+		}
+		r.ID, r.VID = vals["id"], vals["vid"]
+		return rt, nil
+	}
+	if shapeFits {
+		return nil, outcome.New(outcome.MethodNotAllowed, "%s is not supported on /%s", method, path)
+	}
+	return nil, outcome.New(outcome.NotFound, "no FHIR interaction at /%s", path)
+}
+
+// fit matches path segments against a pattern. Literal segments must be
+// equal; placeholders take any segment that is not a literal of another
+// route at that place (an id never starts with "_" or "$").
+func fit(pat, segs []string) (map[string]string, bool) {
+	if len(pat) != len(segs) {
+		return nil, false
+	}
+	vals := map[string]string{}
+	for i, p := range pat {
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" || strings.HasPrefix(segs[i], "_") || strings.HasPrefix(segs[i], "$") || (i == 0 && segs[i] == "metadata") {
+				return nil, false
+			}
+			vals[strings.Trim(p, "{}")] = segs[i]
+			continue
+		}
+		if p != segs[i] {
+			return nil, false
+		}
+	}
+	return vals, true
+}

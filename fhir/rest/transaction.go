@@ -1,0 +1,386 @@
+package rest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+type inBundle struct {
+	ResourceType string    `json:"resourceType"`
+	Type         string    `json:"type"`
+	Entry        []inEntry `json:"entry"`
+}
+
+type inEntry struct {
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+	Request  *struct {
+		Method          string `json:"method"`
+		URL             string `json:"url"`
+		IfNoneMatch     string `json:"ifNoneMatch"`
+		IfModifiedSince string `json:"ifModifiedSince"`
+		IfMatch         string `json:"ifMatch"`
+		IfNoneExist     string `json:"ifNoneExist"`
+	} `json:"request"`
+}
+
+// planned is one entry turned into a routed request.
+type planned struct {
+	index   int
+	fullURL string
+	route   *route
+	req     Request
+	// existing is set when a conditional create in a transaction matched a
+	// resource: the entry then creates nothing and answers with it.
+	existing *store.Resource
+}
+
+// bundle: POST [base] with a batch or transaction Bundle (R4 3.1.0.11).
+func (s *Server) bundle(ctx context.Context, r *Request) (*Response, error) {
+	if err := resource.CheckDepth(r.Body, s.cfg.MaxDepth); err != nil {
+		return nil, outcome.New(outcome.Invalid, "%v", err)
+	}
+	var b inBundle
+	if err := json.Unmarshal(r.Body, &b); err != nil {
+		return nil, outcome.New(outcome.Invalid, "the body is not a Bundle: %v", err)
+	}
+	if b.ResourceType != "Bundle" {
+		return nil, outcome.At(outcome.Invalid, "invalid", "resourceType", "POST to the base needs a Bundle, not %q", b.ResourceType)
+	}
+	if len(b.Entry) > s.cfg.MaxBundleEntries {
+		return nil, outcome.New(outcome.TooLarge, "the Bundle has %d entries; the limit is %d", len(b.Entry), s.cfg.MaxBundleEntries)
+	}
+	switch b.Type {
+	case "transaction":
+		return s.transaction(ctx, r, b)
+	case "batch":
+		return s.batch(ctx, r, b)
+	}
+	return nil, outcome.At(outcome.Invalid, "value", "Bundle.type", "Bundle.type must be batch or transaction, not %q", b.Type)
+}
+
+// plan turns entry i into a routed request.
+func (s *Server) plan(r *Request, i int, e inEntry) (*planned, error) {
+	at := fmt.Sprintf("Bundle.entry[%d]", i)
+	if e.Request == nil || e.Request.Method == "" || e.Request.URL == "" {
+		return nil, outcome.At(outcome.Invalid, "required", at+".request", "entry %d has no request method and url", i)
+	}
+	p := &planned{index: i, fullURL: e.FullURL}
+	p.req = Request{
+		Method: strings.ToUpper(e.Request.Method),
+		Header: http.Header{},
+		Base:   r.Base,
+		Query:  url.Values{},
+	}
+	for k, v := range map[string]string{"If-None-Match": e.Request.IfNoneMatch, "If-Modified-Since": e.Request.IfModifiedSince,
+		"If-Match": e.Request.IfMatch, "If-None-Exist": e.Request.IfNoneExist} {
+		if v != "" {
+			p.req.Header.Set(k, v)
+		}
+	}
+	if pref := r.Header.Get("Prefer"); pref != "" {
+		p.req.Header.Set("Prefer", pref)
+	}
+	raw := strings.TrimPrefix(e.Request.URL, r.Base+"/")
+	if strings.Contains(raw, "://") {
+		return nil, outcome.At(outcome.Invalid, "value", at+".request.url", "entry %d's url %q is not on this server", i, e.Request.URL)
+	}
+	path, query, _ := strings.Cut(raw, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, outcome.At(outcome.Invalid, "value", at+".request.url", "entry %d's url has a bad query: %v", i, err)
+	}
+	p.req.Query = q
+	rt, err := s.match(p.req.Method, path, &p.req)
+	if err != nil {
+		return nil, entryError(i, err)
+	}
+	if rt.bundle {
+		return nil, outcome.At(outcome.Invalid, "not-supported", at+".request", "entry %d: Bundles cannot nest", i)
+	}
+	p.route = rt
+	switch p.req.Method {
+	case http.MethodPost, http.MethodPut:
+		if len(e.Resource) == 0 {
+			return nil, outcome.At(outcome.Invalid, "required", at+".resource", "entry %d (%s) has no resource", i, p.req.Method)
+		}
+		p.req.Body = e.Resource
+	case http.MethodPatch:
+		body, err := patchBody(e.Resource)
+		if err != nil {
+			return nil, entryError(i, err)
+		}
+		p.req.Body = body
+	}
+	return p, nil
+}
+
+// patchBody reads a JSON Patch carried in a Bundle entry as a Binary of
+// content type application/json-patch+json (R4 3.1.0.7).
+func patchBody(raw json.RawMessage) ([]byte, error) {
+	var bin struct {
+		ResourceType string `json:"resourceType"`
+		ContentType  string `json:"contentType"`
+		Data         string `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &bin); err != nil || bin.ResourceType != "Binary" || !strings.HasPrefix(bin.ContentType, "application/json-patch+json") {
+		return nil, outcome.New(outcome.Invalid, "a PATCH entry needs a Binary resource with contentType application/json-patch+json")
+	}
+	body, err := base64.StdEncoding.DecodeString(bin.Data)
+	if err != nil {
+		return nil, outcome.New(outcome.Invalid, "the PATCH entry's Binary.data is not base64: %v", err)
+	}
+	return body, nil
+}
+
+// entryError places err at entry i of the Bundle.
+func entryError(i int, err error) error {
+	oe := outcome.As(err)
+	out := &outcome.Error{Kind: oe.Kind, Cause: oe.Cause}
+	for _, is := range oe.Issues {
+		is.Diagnostics = fmt.Sprintf("Bundle.entry[%d]: %s", i, is.Diagnostics)
+		if len(is.Expression) == 0 {
+			is.Expression = []string{fmt.Sprintf("Bundle.entry[%d]", i)}
+		}
+		out.Issues = append(out.Issues, is)
+	}
+	return out
+}
+
+// order is the processing order of a transaction (R4 3.1.0.11.2): deletes,
+// then creates, then updates and patches, then reads.
+func order(method string) int {
+	switch method {
+	case http.MethodDelete:
+		return 0
+	case http.MethodPost:
+		return 1
+	case http.MethodPut, http.MethodPatch:
+		return 2
+	}
+	return 3
+}
+
+// transaction processes every entry in one database transaction: all
+// succeed or nothing is stored.
+func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Response, error) {
+	var out []bundleEntry
+	err := s.store.InTx(ctx, func(tx store.Tx) error {
+		plans := make([]*planned, len(b.Entry))
+		for i, e := range b.Entry {
+			p, err := s.plan(r, i, e)
+			if err != nil {
+				return err
+			}
+			plans[i] = p
+		}
+		refs, err := s.resolveIdentities(ctx, tx, plans)
+		if err != nil {
+			return err
+		}
+		for _, p := range plans {
+			if p.req.Body == nil || p.req.Method == http.MethodPatch {
+				continue
+			}
+			body, err := s.rewriteReferences(ctx, tx, p.req.Body, refs)
+			if err != nil {
+				return entryError(p.index, err)
+			}
+			p.req.Body = body
+		}
+		sorted := append([]*planned(nil), plans...)
+		sort.SliceStable(sorted, func(i, j int) bool { return order(sorted[i].req.Method) < order(sorted[j].req.Method) })
+		out = make([]bundleEntry, len(plans))
+		for _, p := range sorted {
+			resp, err := s.runEntry(ctx, tx, p)
+			if err != nil {
+				return entryError(p.index, err)
+			}
+			out[p.index] = responseEntry(r.Base, &p.req, resp)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "transaction-response", Entry: out})}, nil
+}
+
+// resolveIdentities decides, before anything is written, the identity every
+// create and conditional update will have, so references between entries
+// can be rewritten (R4 3.1.0.11.2). It returns fullUrl -> Type/id.
+func (s *Server) resolveIdentities(ctx context.Context, tx store.Tx, plans []*planned) (map[string]string, error) {
+	refs := map[string]string{}
+	targets := map[string]int{}
+	for _, p := range plans {
+		var id string
+		switch {
+		case p.req.Method == http.MethodPost && p.req.Header.Get("If-None-Exist") != "":
+			existing, err := s.findExisting(ctx, tx, p.req.Type, p.req.Header.Get("If-None-Exist"))
+			if err != nil {
+				return nil, entryError(p.index, err)
+			}
+			if existing != nil {
+				p.existing = existing
+				id = existing.ID
+				break
+			}
+			fallthrough
+		case p.req.Method == http.MethodPost:
+			id = uuid.NewString()
+			p.req.assignedID = id
+		case p.req.Method == http.MethodPut && p.req.ID == "":
+			h, _, _ := resource.ReadHeader(p.req.Body)
+			target, err := s.conditionalTarget(ctx, tx, &p.req, h.ID)
+			if err != nil {
+				return nil, entryError(p.index, err)
+			}
+			id = target
+			p.req.assignedID = target
+		default:
+			id = p.req.ID
+		}
+		if id == "" || p.req.Method == http.MethodGet || p.req.Method == http.MethodHead {
+			continue
+		}
+		key := p.req.Type + "/" + id
+		if prev, dup := targets[key]; dup {
+			return nil, outcome.At(outcome.Invalid, "invalid", fmt.Sprintf("Bundle.entry[%d]", p.index),
+				"entries %d and %d both change %s; a transaction may touch a resource once", prev, p.index, key)
+		}
+		targets[key] = p.index
+		if p.fullURL != "" {
+			refs[p.fullURL] = key
+		}
+	}
+	return refs, nil
+}
+
+// rewriteReferences points references at the identities the transaction
+// assigned (urn:uuid and absolute fullUrls) and resolves conditional
+// references ("Patient?identifier=...") to the single resource they match.
+func (s *Server) rewriteReferences(ctx context.Context, tx store.Tx, body []byte, refs map[string]string) ([]byte, error) {
+	var failed error
+	out, err := resource.RewriteReferences(body, func(ref string) (string, bool) {
+		if failed != nil {
+			return "", false
+		}
+		if to, ok := refs[ref]; ok {
+			return to, true
+		}
+		if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+			failed = outcome.New(outcome.Invalid, "reference %q names no entry of this transaction", ref)
+			return "", false
+		}
+		typ, query, ok := strings.Cut(ref, "?")
+		if !ok || strings.Contains(typ, "/") {
+			return "", false
+		}
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			failed = outcome.New(outcome.Invalid, "conditional reference %q has a bad query: %v", ref, err)
+			return "", false
+		}
+		ids, err := matchQuery(ctx, tx, typ, q, 2)
+		if err != nil {
+			failed = err
+			return "", false
+		}
+		if len(ids) != 1 {
+			failed = outcome.New(outcome.PreconditionFailed, "conditional reference %q matches %d resources; it must match exactly one", ref, len(ids))
+			return "", false
+		}
+		return typ + "/" + ids[0], true
+	})
+	if failed != nil {
+		return nil, failed
+	}
+	if err != nil {
+		return nil, outcome.New(outcome.Invalid, "%v", err)
+	}
+	return out, nil
+}
+
+// runEntry runs one planned entry inside tx.
+func (s *Server) runEntry(ctx context.Context, tx store.Tx, p *planned) (*Response, error) {
+	if p.existing != nil {
+		return &Response{Status: http.StatusOK, Resource: p.existing}, nil
+	}
+	var resp *Response
+	var err error
+	if p.route.read != nil {
+		resp, err = p.route.read(s, ctx, tx, &p.req)
+	} else {
+		resp, err = p.route.write(s, ctx, tx, &p.req)
+	}
+	return resp, storeError(err)
+}
+
+// batch processes each entry on its own (R4 3.1.0.11.1): one entry's
+// failure is reported in its response and does not affect the others.
+func (s *Server) batch(ctx context.Context, r *Request, b inBundle) (*Response, error) {
+	out := make([]bundleEntry, len(b.Entry))
+	for i, e := range b.Entry {
+		p, err := s.plan(r, i, e)
+		var resp *Response
+		if err == nil {
+			resp, err = s.run(ctx, p.route, &p.req)
+		}
+		if err != nil {
+			oe := outcome.As(err)
+			out[i] = bundleEntry{Response: &entryResponse{Status: statusText(outcome.Status(oe)), Outcome: outcome.Resource(oe)}}
+			if outcome.Status(oe) >= 500 {
+				s.log.ErrorContext(ctx, "batch entry failed", "entry", i, "error", err)
+			}
+			continue
+		}
+		out[i] = responseEntry(r.Base, &p.req, resp)
+	}
+	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "batch-response", Entry: out})}, nil
+}
+
+// responseEntry renders an interaction's response as a response Bundle
+// entry, honouring Prefer for the resource it carries.
+func responseEntry(base string, req *Request, resp *Response) bundleEntry {
+	e := bundleEntry{Response: &entryResponse{Status: statusText(resp.Status)}}
+	res := resp.Resource
+	if res != nil {
+		e.Response.Etag = etag(res)
+		e.Response.LastModified = resource.Instant(res.LastUpdated)
+		if resp.Status == http.StatusCreated || resp.Location {
+			e.Response.Location = versionedPath(res)
+		}
+		if !res.Deleted {
+			e.FullURL = base + "/" + res.Type + "/" + res.ID
+		}
+	}
+	body := resp.Body
+	if body == nil && res != nil && !res.Deleted {
+		body = res.Body
+	}
+	if req != nil && isWrite(req.Method) {
+		switch preferReturn(req.Header) {
+		case "minimal":
+			body = nil
+		case "OperationOutcome":
+			body = nil
+			e.Response.Outcome = resp.Outcome
+		}
+	}
+	if resp.Status != http.StatusNotModified {
+		e.Resource = body
+	}
+	return e
+}

@@ -1,0 +1,88 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// update: PUT [base]/[type]/[id] (R4 3.1.0.4). The body's id must equal the
+// URL's. If-Match makes it a version-aware update (412 on mismatch). Where
+// the resource does not exist the update creates it (201) if updateCreate is
+// enabled. PUT [base]/[type]?criteria is the conditional update (3.1.0.9):
+// no match creates, one match updates it, several are 412.
+func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
+	body, bodyID, err := s.checkResource(r.Body, r.Type)
+	if err != nil {
+		return nil, err
+	}
+	id := r.ID
+	if id == "" {
+		if id, err = s.conditionalTarget(ctx, tx, r, bodyID); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		if bodyID == "" {
+			return nil, outcome.At(outcome.Invalid, "required", r.Type+".id", "the resource has no id; an update must carry the id of the URL (%s)", id)
+		}
+		if bodyID != id {
+			return nil, outcome.At(outcome.Invalid, "invalid", r.Type+".id", "the resource's id %q does not match the URL's id %q", bodyID, id)
+		}
+	}
+	ifm, err := ifMatch(r)
+	if err != nil {
+		return nil, err
+	}
+	w := store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPut, IfMatch: ifm, MustExist: !s.cfg.UpdateCreate}
+	if strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" {
+		w.MustNotExist = true
+	}
+	res, created, err := tx.Put(ctx, w)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, outcome.New(outcome.MethodNotAllowed, "%s/%s does not exist and this server does not let update create resources (updateCreate is false)", r.Type, id)
+	case errors.Is(err, store.ErrExists):
+		return nil, outcome.New(outcome.PreconditionFailed, "If-None-Match: * but %s/%s exists", r.Type, id)
+	case err != nil:
+		return nil, err
+	}
+	if created {
+		return &Response{Status: http.StatusCreated, Resource: res, Location: true,
+			Outcome: outcome.Information("created %s", versionedPath(res))}, nil
+	}
+	return &Response{Status: http.StatusOK, Resource: res,
+		Outcome: outcome.Information("updated %s", versionedPath(res))}, nil
+}
+
+// conditionalTarget resolves the id a conditional update writes to.
+func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Request, bodyID string) (string, error) {
+	if r.assignedID != "" {
+		return r.assignedID, nil
+	}
+	ids, err := matchQuery(ctx, db, r.Type, r.Query, 2)
+	if err != nil {
+		return "", err
+	}
+	switch len(ids) {
+	case 0:
+		if bodyID != "" {
+			return bodyID, nil
+		}
+		return uuid.NewString(), nil
+	case 1:
+		if bodyID != "" && bodyID != ids[0] {
+			return "", outcome.At(outcome.Invalid, "invalid", r.Type+".id", "the resource's id %q differs from the id %q the criteria matched", bodyID, ids[0])
+		}
+		return ids[0], nil
+	}
+	return "", outcome.New(outcome.PreconditionFailed, "the criteria match more than one %s; a conditional update needs exactly one", r.Type)
+}

@@ -1,0 +1,96 @@
+package rest
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/promsgateway/gateway/conformance/strict"
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/resource"
+)
+
+// checkResource verifies a request body is a valid R4 resource of type typ
+// and returns it compacted with its id. Syntax problems (not JSON, unknown
+// elements, wrong primitive formats) are 400; a parseable resource that
+// breaks a rule of the specification (a required element missing, a
+// reference to a type the element does not allow) is 422 (R4 3.1.0.4).
+func (s *Server) checkResource(body []byte, typ string) ([]byte, string, error) {
+	if err := resource.CheckDepth(body, s.cfg.MaxDepth); err != nil {
+		return nil, "", outcome.New(outcome.Invalid, "%v", err)
+	}
+	h, _, err := resource.ReadHeader(body)
+	if err != nil {
+		return nil, "", outcome.New(outcome.Invalid, "the body is not a FHIR JSON resource: %v", err)
+	}
+	if typ != "" && h.Type != typ {
+		return nil, "", outcome.At(outcome.Invalid, "invalid", "resourceType", "resourceType %q does not match the URL's type %q", h.Type, typ)
+	}
+	if h.ID != "" && !resource.ValidID(h.ID) {
+		return nil, "", outcome.At(outcome.Invalid, "value", h.Type+".id", "id %q is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)", h.ID)
+	}
+	if err := strict.Check(body); err != nil {
+		return nil, "", validationError(err)
+	}
+	compact, err := resource.Compact(body)
+	if err != nil {
+		return nil, "", outcome.New(outcome.Invalid, "invalid JSON: %v", err)
+	}
+	return compact, h.ID, nil
+}
+
+func validationError(err error) error {
+	var ps strict.Problems
+	if !errors.As(err, &ps) {
+		return outcome.Wrap(outcome.Internal, err, "validation failed to run")
+	}
+	kind := outcome.Invalid
+	if ps.Class() == strict.Rule {
+		kind = outcome.Unprocessable
+	}
+	e := &outcome.Error{Kind: kind}
+	for _, p := range ps {
+		is := outcome.Issue{Severity: "error", Code: p.Code, Diagnostics: p.Message}
+		if p.Path != "" {
+			is.Expression = []string{p.Path}
+		}
+		e.Issues = append(e.Issues, is)
+	}
+	return e
+}
+
+var etagPattern = regexp.MustCompile(`^(W/)?"([0-9]+)"$`)
+
+// ifMatch parses If-Match: W/"n" (R4 3.1.0.5). 0 means absent.
+func ifMatch(r *Request) (int64, error) {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "" {
+		return 0, nil
+	}
+	m := etagPattern.FindStringSubmatch(v)
+	if m == nil {
+		return 0, outcome.New(outcome.Invalid, `If-Match %q is not a version ETag such as W/"3"`, v)
+	}
+	n, err := strconv.ParseInt(m[2], 10, 64)
+	if err != nil || n < 1 {
+		return 0, outcome.New(outcome.Invalid, `If-Match %q is not a valid version`, v)
+	}
+	return n, nil
+}
+
+// parseVersion parses a version id from a URL.
+func parseVersion(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, outcome.New(outcome.NotFound, "version %q does not exist (versions are 1, 2, 3, ...)", v)
+	}
+	return n, nil
+}
+
+func checkID(id string) error {
+	if !resource.ValidID(id) {
+		return outcome.New(outcome.Invalid, "%q is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)", id)
+	}
+	return nil
+}
