@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -145,30 +146,65 @@ func (r *reporter) ReportValidationError(path string, err error) error {
 
 func (r *reporter) ReportValidationWarning(string, error) error { return nil }
 
-// fromLibraryError turns the library's error list, rendered as lines of
-// `error at "PATH": MESSAGE`, into issues. The library keeps its error types
-// internal, so the rendered form is the contract we parse.
+// fromLibraryError turns the library's error list into issues. The
+// library's error types live in an internal package, so their exported
+// fields (Path, Details, Diagnostics) are read by reflection; Diagnostics
+// carries the offending name or value, which the library leaves out of
+// Error() to keep data out of logs. Our issues go to the client that sent
+// the data, never to logs.
 func fromLibraryError(err error) Problems {
 	var out Problems
-	for _, line := range strings.Split(err.Error(), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
+	v := reflect.ValueOf(err)
+	if v.Kind() == reflect.Pointer {
+		v = reflect.ValueOf([]error{err})
+	}
+	if v.Kind() != reflect.Slice {
+		return Problems{classify(Issue{Message: err.Error()})}
+	}
+	for i := 0; i < v.Len(); i++ {
+		e := v.Index(i)
+		if e.Kind() == reflect.Interface {
+			e = e.Elem()
+		}
+		if e.Kind() == reflect.Pointer {
+			e = e.Elem()
+		}
+		if e.Kind() != reflect.Struct {
+			out = append(out, classify(Issue{Message: fmt.Sprint(v.Index(i).Interface())}))
 			continue
 		}
-		is := Issue{Class: Syntax, Code: "structure", Message: line}
-		if rest, ok := strings.CutPrefix(line, "error at \""); ok {
-			if i := strings.Index(rest, "\": "); i >= 0 {
-				is.Path, is.Message = rest[:i], rest[i+3:]
+		is := Issue{Path: stringField(e, "Path"), Message: stringField(e, "Details")}
+		if d := stringField(e, "Diagnostics"); d != "" {
+			if is.Message == "unknown field" && is.Path != "" {
+				is.Path += "." + strings.Trim(d, `"`)
 			}
+			is.Message += " " + d
 		}
-		if strings.Contains(is.Message, "missing required field") {
-			is.Class, is.Code = Rule, "required"
-		} else if strings.Contains(is.Message, "invalid reference") {
-			is.Class, is.Code = Rule, "invalid"
-		}
-		out = append(out, is)
+		out = append(out, classify(is))
 	}
 	return out
+}
+
+func stringField(v reflect.Value, name string) string {
+	f := v.FieldByName(name)
+	if !f.IsValid() || f.Kind() != reflect.String {
+		return ""
+	}
+	return f.String()
+}
+
+// classify sets an issue's class and code from the library's message.
+func classify(is Issue) Issue {
+	is.Class, is.Code = Syntax, "structure"
+	switch {
+	case strings.Contains(is.Message, "missing required field"):
+		is.Class, is.Code = Rule, "required"
+	case strings.Contains(is.Message, "invalid reference"):
+		is.Class, is.Code = Rule, "invalid"
+	case strings.HasPrefix(is.Message, "expected"), strings.Contains(is.Message, "invalid"):
+		is.Code = "value"
+	}
+	return is
 }
 
 func stripPrefix(msg string) string {
