@@ -99,7 +99,9 @@ func (s *Server) write(c *gin.Context, req *Request, resp *Response) {
 	if body == nil && resp.Resource != nil {
 		body = resp.Resource.Body
 	}
-	if resp.Outcome != nil || isWrite(req.Method) {
+	// Writes carry an Outcome; Prefer applies to them (a batch or
+	// transaction applies it to its entries instead).
+	if resp.Outcome != nil {
 		switch preferReturn(req.Header) {
 		case "minimal":
 			body = nil
