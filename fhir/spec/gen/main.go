@@ -63,7 +63,9 @@ func run(in, out string) error {
 	}{Source: "HL7 FHIR R4 profiles-resources.json (CC0)", ResourceTypes: map[string]typeInfo{}}
 	for _, e := range b.Entry {
 		r := e.Resource
-		if r.ResourceType != "StructureDefinition" || r.Kind != "resource" || r.Abstract || r.Derivation == "constraint" {
+		// The npm package also carries a few later-version definitions
+		// (SubscriptionStatus is 4.3.0); keep R4 4.0.1 only.
+		if r.ResourceType != "StructureDefinition" || r.Kind != "resource" || r.Abstract || r.Derivation == "constraint" || r.FHIRVersion != "4.0.1" {
 			continue
 		}
 		spec.FHIRVersion = r.FHIRVersion

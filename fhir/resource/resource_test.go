@@ -1,0 +1,112 @@
+package resource
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStamp(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123456000, time.UTC)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"adds id and meta after resourceType",
+			`{"resourceType":"Patient","active":true}`,
+			`{"resourceType":"Patient","id":"p","meta":{"versionId":"3","lastUpdated":"2026-11-23T10:00:00.123456Z"},"active":true}`},
+		{"keeps other meta members and their place",
+			`{"resourceType":"Patient","active":true,"meta":{"profile":["x"],"versionId":"9"},"id":"old"}`,
+			`{"resourceType":"Patient","active":true,"meta":{"profile":["x"],"versionId":"3","lastUpdated":"2026-11-23T10:00:00.123456Z"},"id":"p"}`},
+		{"keeps number and string text",
+			`{"resourceType":"Observation","valueQuantity":{"value":1.50},"note":[{"text":"<b>&amp;</b> é"}]}`,
+			`{"resourceType":"Observation","id":"p","meta":{"versionId":"3","lastUpdated":"2026-11-23T10:00:00.123456Z"},"valueQuantity":{"value":1.50},"note":[{"text":"<b>&amp;</b> é"}]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Stamp([]byte(tc.in), "p", 3, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseObjectRefuses(t *testing.T) {
+	for _, in := range []string{`[]`, `{"a":1,"a":2}`, `{"a":1} x`, `{"a":`, `"s"`, ``} {
+		if _, err := ParseObject([]byte(in)); err == nil {
+			t.Errorf("ParseObject(%q) accepted it", in)
+		}
+	}
+}
+
+func TestCheckDepth(t *testing.T) {
+	tests := []struct {
+		in  string
+		max int
+		ok  bool
+	}{
+		{`{"a":[{"b":1}]}`, 3, true},
+		{`{"a":[{"b":1}]}`, 2, false},
+		{`{"a":"[[[[[[[["}`, 1, true}, // brackets inside strings do not count
+		{`{"a":"\"[[[["}`, 1, true},   // nor after an escaped quote
+		{strings.Repeat("[", 100000), 64, false},
+	}
+	for _, tc := range tests {
+		if err := CheckDepth([]byte(tc.in), tc.max); (err == nil) != tc.ok {
+			t.Errorf("CheckDepth(%.30q, %d) = %v; want ok=%v", tc.in, tc.max, err, tc.ok)
+		}
+	}
+}
+
+func TestRewriteReferences(t *testing.T) {
+	in := `{"resourceType":"Observation","subject":{"reference":"urn:uuid:1"},"performer":[{"reference":"urn:uuid:2"},{"reference":"Practitioner/x"}],"note":[{"text":"reference urn:uuid:1"}]}`
+	got, err := RewriteReferences([]byte(in), func(s string) (string, bool) {
+		m := map[string]string{"urn:uuid:1": "Patient/a", "urn:uuid:2": "Practitioner/b"}
+		v, ok := m[s]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"resourceType":"Observation","subject":{"reference":"Patient/a"},"performer":[{"reference":"Practitioner/b"},{"reference":"Practitioner/x"}],"note":[{"text":"reference urn:uuid:1"}]}`
+	if string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestSummaryAndElements(t *testing.T) {
+	in := []byte(`{"resourceType":"Observation","id":"o","text":{"status":"generated","div":"<div/>"},"status":"final","code":{"text":"x"},"valueQuantity":{"value":1},"note":[{"text":"n"}]}`)
+	got, err := Summary(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(got)
+	for _, keep := range []string{`"status":"final"`, `"code"`, `"valueQuantity"`, `SUBSETTED`} {
+		if !strings.Contains(s, keep) {
+			t.Errorf("summary lost %s: %s", keep, s)
+		}
+	}
+	for _, drop := range []string{`"text":{"status"`, `"note"`} {
+		if strings.Contains(s, drop) {
+			t.Errorf("summary kept %s: %s", drop, s)
+		}
+	}
+	el, _ := Elements(in, []string{"value"})
+	if !strings.Contains(string(el), "valueQuantity") || strings.Contains(string(el), `"status"`) {
+		t.Errorf("_elements=value: %s", el)
+	}
+}
+
+func TestIdentifiers(t *testing.T) {
+	got := Identifiers([]byte(`{"resourceType":"Patient","identifier":[{"system":"s","value":"1"},{"system":"s"}]}`))
+	if len(got) != 1 || got[0] != (Token{"s", "1"}) {
+		t.Errorf("got %v", got)
+	}
+	got = Identifiers([]byte(`{"resourceType":"Bundle","identifier":{"value":"b"}}`))
+	if len(got) != 1 || got[0].Value != "b" {
+		t.Errorf("single identifier: %v", got)
+	}
+}

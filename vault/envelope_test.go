@@ -1,0 +1,107 @@
+package vault_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/promsgateway/gateway/vault"
+	"github.com/promsgateway/gateway/vault/devkeystore"
+)
+
+// countingKeys counts calls to the key holder, to prove the envelope caches.
+type countingKeys struct {
+	vault.Keys
+	issued, unwrapped atomic.Int32
+}
+
+func (c *countingKeys) NewDataKey(ctx context.Context) (vault.DataKey, error) {
+	c.issued.Add(1)
+	return c.Keys.NewDataKey(ctx)
+}
+
+func (c *countingKeys) Unwrap(ctx context.Context, w []byte) ([]byte, error) {
+	c.unwrapped.Add(1)
+	return c.Keys.Unwrap(ctx, w)
+}
+
+func keystore(t *testing.T) vault.Keys {
+	t.Helper()
+	ks, err := devkeystore.Open(filepath.Join(t.TempDir(), "k.json"), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+func TestEnvelopeRoundTripAndBinding(t *testing.T) {
+	ctx := context.Background()
+	env := vault.NewEnvelope(keystore(t))
+	pt := []byte(`{"resourceType":"Patient"}`)
+	sealed, err := env.Seal(ctx, pt, []byte("Patient/a/_history/1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, pt) {
+		t.Fatal("sealed record contains the plaintext")
+	}
+	got, err := env.Open(ctx, sealed, []byte("Patient/a/_history/1"))
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("open = %s, %v", got, err)
+	}
+	tests := []struct {
+		name   string
+		sealed []byte
+		aad    string
+	}{
+		{"other row", sealed, "Patient/b/_history/1"},
+		{"other version", sealed, "Patient/a/_history/2"},
+		{"flipped bit", flip(sealed, len(sealed)-1), "Patient/a/_history/1"},
+		{"flipped wrapped key", flip(sealed, 5), "Patient/a/_history/1"},
+		{"truncated", sealed[:10], "Patient/a/_history/1"},
+		{"unknown format", append([]byte{9}, sealed[1:]...), "Patient/a/_history/1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := env.Open(ctx, tc.sealed, []byte(tc.aad)); !errors.Is(err, vault.ErrInvalidCiphertext) {
+				t.Errorf("err = %v; want ErrInvalidCiphertext", err)
+			}
+		})
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 1
+	return c
+}
+
+func TestEnvelopeReusesDataKeys(t *testing.T) {
+	ctx := context.Background()
+	keys := &countingKeys{Keys: keystore(t)}
+	env := vault.NewEnvelope(keys)
+	var sealed [][]byte
+	for i := 0; i < 100; i++ {
+		s, err := env.Seal(ctx, []byte("x"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed = append(sealed, s)
+	}
+	if keys.issued.Load() != 1 {
+		t.Errorf("%d data keys issued for 100 records; want 1", keys.issued.Load())
+	}
+	// A fresh envelope (another replica) must unwrap once, then use its cache.
+	other := vault.NewEnvelope(keys)
+	for _, s := range sealed {
+		if _, err := other.Open(ctx, s, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys.unwrapped.Load() != 1 {
+		t.Errorf("%d unwraps for 100 records under one key; want 1", keys.unwrapped.Load())
+	}
+}
