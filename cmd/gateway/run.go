@@ -27,7 +27,7 @@ var version = "dev"
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 {
-		cmd, args = args[0], args[1:]
+		cmd = args[0]
 	}
 	switch cmd {
 	case "serve":
@@ -198,4 +198,3 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	log.Info("stopped")
 	return nil
 }
-

@@ -64,7 +64,7 @@ func assertJSONEqual(t *testing.T, got, want []byte) {
 func TestApply(t *testing.T) {
 	tests := []struct {
 		name, doc, patch, want string
-		wantErr              bool
+		wantErr                bool
 	}{
 		{"keeps member order", `{"resourceType":"Patient","id":"1","active":true}`, `[{"op":"replace","path":"/active","value":false}]`, `{"resourceType":"Patient","id":"1","active":false}`, false},
 		{"keeps number text", `{"a":1.50,"b":1}`, `[{"op":"remove","path":"/b"}]`, `{"a":1.50}`, false},

@@ -40,11 +40,13 @@ func TestCapabilityStatementMatchesBehaviour(t *testing.T) {
 	}
 	patch := base64.StdEncoding.EncodeToString([]byte(`[{"op":"add","path":"/active","value":true}]`))
 	probes := map[string]func() reply{
-		"create":           func() reply { return g.do("POST", "/Patient", `{"resourceType":"Patient"}`) },
-		"update":           func() reply { return g.do("PUT", "/Patient/cap", `{"resourceType":"Patient","id":"cap"}`) },
-		"read":             func() reply { return g.do("GET", "/Patient/cap", "") },
-		"vread":            func() reply { return g.do("GET", "/Patient/cap/_history/1", "") },
-		"patch":            func() reply { return g.do("PATCH", "/Patient/cap", `[]`, "Content-Type", "application/json-patch+json") },
+		"create": func() reply { return g.do("POST", "/Patient", `{"resourceType":"Patient"}`) },
+		"update": func() reply { return g.do("PUT", "/Patient/cap", `{"resourceType":"Patient","id":"cap"}`) },
+		"read":   func() reply { return g.do("GET", "/Patient/cap", "") },
+		"vread":  func() reply { return g.do("GET", "/Patient/cap/_history/1", "") },
+		"patch": func() reply {
+			return g.do("PATCH", "/Patient/cap", `[]`, "Content-Type", "application/json-patch+json")
+		},
 		"history-instance": func() reply { return g.do("GET", "/Patient/cap/_history", "") },
 		"history-type":     func() reply { return g.do("GET", "/Patient/_history", "") },
 		"history-system":   func() reply { return g.do("GET", "/_history", "") },

