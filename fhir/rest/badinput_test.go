@@ -71,7 +71,7 @@ func FuzzCreate(f *testing.F) {
 		`{"resourceType":"Patient","extension":[{"url":"x","valueQuantity":{"value":1e400}}]}`, `{"resourceType":"Patient","_birthDate":{"id":"x"}}`, "\x00", `{"resourceType":"Patient","name":[null]}`} {
 		f.Add(seed)
 	}
-	g := start(&testing.T{}, f.TempDir()+"/fuzz.db", nil)
+	g := start(f, f.TempDir()+"/fuzz.db", nil)
 	f.Fuzz(func(t *testing.T, body string) {
 		g.t = t
 		r := g.do("POST", "/Patient", body, "Content-Type", "application/fhir+json")

@@ -25,19 +25,20 @@ import (
 
 // gateway is a real server on a loopback port over a real database.
 type gateway struct {
-	t     *testing.T
-	url   string // FHIR base
-	store store.Store
+	t       testing.TB
+	url     string // FHIR base
+	store   store.Store
+	handler http.Handler
 }
 
 type engine struct {
 	name string
-	dsn  func(t *testing.T) string
+	dsn  func(t testing.TB) string
 }
 
 var engines = []engine{
-	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "gateway.db") }},
-	{"postgres", func(t *testing.T) string { return storetest.PostgresDSN(t) }},
+	{"sqlite", func(t testing.TB) string { return filepath.Join(t.TempDir(), "gateway.db") }},
+	{"postgres", func(t testing.TB) string { return storetest.PostgresDSN(t) }},
 }
 
 // forEachEngine runs fn against a fresh gateway on SQLite and on PostgreSQL.
@@ -47,7 +48,7 @@ func forEachEngine(t *testing.T, cfg func(*rest.Config), fn func(t *testing.T, g
 	}
 }
 
-func start(t *testing.T, dsn string, cfg func(*rest.Config)) *gateway {
+func start(t testing.TB, dsn string, cfg func(*rest.Config)) *gateway {
 	t.Helper()
 	ks, err := devkeystore.Open(filepath.Join(t.TempDir(), "keys.json"), false, nil)
 	if err != nil {
@@ -63,9 +64,10 @@ func start(t *testing.T, dsn string, cfg func(*rest.Config)) *gateway {
 	}
 	reg := prometheus.NewRegistry()
 	srv := rest.NewServer(c, st, slog.New(slog.NewTextHandler(io.Discard, nil)), rest.NewMetrics(reg))
-	hs := httptest.NewServer(srv.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), rest.Check{Name: "database", Fn: st.Ping}))
+	h := srv.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), rest.Check{Name: "database", Fn: st.Ping})
+	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); st.Close() })
-	return &gateway{t: t, url: hs.URL + "/fhir", store: st}
+	return &gateway{t: t, url: hs.URL + "/fhir", store: st, handler: h}
 }
 
 // reply is a response with its body read.

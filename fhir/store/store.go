@@ -52,6 +52,10 @@ type Write struct {
 	// MustExist makes the write fail with ErrNotFound when no live resource of
 	// that id exists (update when update-as-create is disabled).
 	MustExist bool
+	// NewID says the server generated ID just now (a random UUID), so the
+	// resource cannot exist and the store need not lock it first; a
+	// collision still fails with ErrExists.
+	NewID bool
 }
 
 // Criteria select live resources of one type for the conditional

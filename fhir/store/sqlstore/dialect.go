@@ -17,9 +17,7 @@ import (
 // dialect holds what differs between SQLite and PostgreSQL. Queries are
 // written once with ? placeholders; rebind turns them into $n for PostgreSQL.
 type dialect struct {
-	name string
-	// forUpdate is appended to the select that locks the current row.
-	forUpdate string
+	name      string
 	schema    []string
 	numbered  bool
 	retryable func(error) bool
@@ -57,9 +55,8 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:      "postgres",
-	forUpdate: " FOR UPDATE",
-	numbered:  true,
+	name:     "postgres",
+	numbered: true,
 	schema: []string{
 		`CREATE TABLE IF NOT EXISTS resource_version (
 			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -139,4 +136,14 @@ func openPostgres(url string) (*sql.DB, error) {
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	return db, nil
+}
+
+// isUniqueViolation reports a primary-key or unique-constraint failure.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
 }

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/resource"
@@ -43,6 +44,9 @@ type Store struct {
 
 	clockMu sync.Mutex
 	last    time.Time
+
+	stmts  sync.Map // query -> *sql.Stmt
+	nstmts atomic.Int32
 }
 
 var _ store.Store = (*Store)(nil)
@@ -107,8 +111,11 @@ func (s *Store) Engine() string { return s.d.name }
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the connection pool.
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	return s.db.Close()
+}
 
 // now returns a strictly increasing time at microsecond precision, so
 // versions written by this process never share or reverse lastUpdated.
@@ -123,20 +130,85 @@ func (s *Store) now() time.Time {
 	return t
 }
 
-// queryer is what *sql.DB and *sql.Tx share.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// reader implements store.Reader over a queryer.
+// reader implements store.Reader on the pool, or inside tx when it is set.
 type reader struct {
-	s *Store
-	q queryer
+	s  *Store
+	tx *sql.Tx
 }
 
-func (s *Store) reader() reader { return reader{s: s, q: s.db} }
+func (s *Store) reader() reader { return reader{s: s} }
+
+// maxStatements bounds the prepared-statement cache; queries whose shape
+// varies (IN lists of different lengths) run unprepared past it.
+const maxStatements = 256
+
+// prepared returns the cached prepared statement for q (written with ?
+// placeholders), preparing it on first use: SQLite would otherwise parse the
+// SQL on every call. It returns nil when the cache is full.
+func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := r.s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	if r.s.nstmts.Load() >= maxStatements {
+		return nil, nil
+	}
+	st, err := r.s.db.PrepareContext(ctx, r.s.d.rebind(q))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := r.s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	r.s.nstmts.Add(1)
+	return st, nil
+}
+
+func (r reader) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := r.prepared(ctx, q)
+	switch {
+	case err != nil || st == nil:
+		if r.tx != nil {
+			return r.tx.QueryRowContext(ctx, r.s.d.rebind(q), args...)
+		}
+		return r.s.db.QueryRowContext(ctx, r.s.d.rebind(q), args...)
+	case r.tx != nil:
+		return r.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (r reader) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := r.prepared(ctx, q)
+	switch {
+	case err != nil:
+		return nil, err
+	case st == nil && r.tx != nil:
+		return r.tx.QueryContext(ctx, r.s.d.rebind(q), args...)
+	case st == nil:
+		return r.s.db.QueryContext(ctx, r.s.d.rebind(q), args...)
+	case r.tx != nil:
+		return r.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (r reader) exec(ctx context.Context, q string, args ...any) error {
+	st, err := r.prepared(ctx, q)
+	switch {
+	case err != nil:
+		return err
+	case st == nil && r.tx != nil:
+		_, err = r.tx.ExecContext(ctx, r.s.d.rebind(q), args...)
+	case st == nil:
+		_, err = r.s.db.ExecContext(ctx, r.s.d.rebind(q), args...)
+	case r.tx != nil:
+		_, err = r.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	default:
+		_, err = st.ExecContext(ctx, args...)
+	}
+	return err
+}
 
 // Read implements store.Reader.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
@@ -183,7 +255,7 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	t := &tx{reader: reader{s: s, q: sqlTx}}
+	t := &tx{reader: reader{s: s, tx: sqlTx}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err
@@ -229,7 +301,7 @@ func scanVersion(sc interface{ Scan(...any) error }, extra ...any) (*store.Resou
 }
 
 func (r reader) one(ctx context.Context, q string, args ...any) (*store.Resource, error) {
-	res, body, err := scanVersion(r.q.QueryRowContext(ctx, r.s.d.rebind(q), args...))
+	res, body, err := scanVersion(r.queryRow(ctx, q, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -276,7 +348,7 @@ func (r reader) History(ctx context.Context, hq store.HistoryQuery) (*store.Hist
 		cond = " WHERE " + strings.Join(where, " AND ")
 	}
 	page := &store.HistoryPage{}
-	if err := r.q.QueryRowContext(ctx, r.s.d.rebind(`SELECT COUNT(*) FROM resource_version v`+cond), args...).Scan(&page.Total); err != nil {
+	if err := r.queryRow(ctx, `SELECT COUNT(*) FROM resource_version v`+cond, args...).Scan(&page.Total); err != nil {
 		return nil, fmt.Errorf("history count: %w", err)
 	}
 	if hq.Cursor > 0 {
@@ -292,7 +364,7 @@ func (r reader) History(ctx context.Context, hq store.HistoryQuery) (*store.Hist
 		count = 50
 	}
 	args = append(args, count+1)
-	rows, err := r.q.QueryContext(ctx, r.s.d.rebind(`SELECT `+versionColumns+`, v.seq FROM resource_version v`+cond+` ORDER BY v.seq DESC LIMIT ?`), args...)
+	rows, err := r.query(ctx, `SELECT `+versionColumns+`, v.seq FROM resource_version v`+cond+` ORDER BY v.seq DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -356,7 +428,7 @@ func (r reader) Match(ctx context.Context, typ string, c store.Criteria, limit i
 		q += " LIMIT ?"
 		args = append(args, limit)
 	}
-	rows, err := r.q.QueryContext(ctx, r.s.d.rebind(q), args...)
+	rows, err := r.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("match: %w", err)
 	}
@@ -378,15 +450,14 @@ type tx struct {
 }
 
 // lock makes the resource's current row exist and locks it, returning its
-// version (0 when the resource never existed) and whether it is deleted.
+// version (0 when the resource never existed) and whether it is deleted. The
+// no-op DO UPDATE takes the row lock and returns the row in one round trip;
+// a concurrent creator of the same id waits for the first to finish.
 func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted bool, err error) {
-	d := t.s.d
-	if _, err := t.q.ExecContext(ctx, d.rebind(`INSERT INTO resource_current (type, id, version, deleted)
-		VALUES (?, ?, 0, 1) ON CONFLICT (type, id) DO NOTHING`), typ, id); err != nil {
-		return 0, false, fmt.Errorf("lock %s/%s: %w", typ, id, err)
-	}
 	var del int
-	err = t.q.QueryRowContext(ctx, d.rebind(`SELECT version, deleted FROM resource_current WHERE type = ? AND id = ?`+d.forUpdate), typ, id).Scan(&version, &del)
+	err = t.queryRow(ctx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 0, 1)
+		ON CONFLICT (type, id) DO UPDATE SET version = resource_current.version
+		RETURNING version, deleted`, typ, id).Scan(&version, &del)
 	if err != nil {
 		return 0, false, fmt.Errorf("lock %s/%s: %w", typ, id, err)
 	}
@@ -396,6 +467,9 @@ func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted b
 func (t *tx) Put(ctx context.Context, w store.Write) (*store.Resource, bool, error) {
 	if !resource.ValidID(w.ID) {
 		return nil, false, fmt.Errorf("put: invalid id %q", w.ID)
+	}
+	if w.NewID {
+		return t.create(ctx, w)
 	}
 	version, deleted, err := t.lock(ctx, w.Type, w.ID)
 	if err != nil {
@@ -410,21 +484,54 @@ func (t *tx) Put(ctx context.Context, w store.Write) (*store.Resource, bool, err
 	case w.IfMatch != 0 && (!live || w.IfMatch != version):
 		return nil, false, store.ErrVersionConflict
 	}
-	res := &store.Resource{Type: w.Type, ID: w.ID, Version: version + 1, LastUpdated: t.s.now(), Method: w.Method}
-	if res.Body, err = resource.Stamp(w.Body, w.ID, res.Version, res.LastUpdated); err != nil {
-		return nil, false, fmt.Errorf("put: %w", err)
-	}
-	sealed, err := t.s.seal.Seal(ctx, res.Body, aad(res.Type, res.ID, res.Version))
+	res, sealed, err := t.newVersion(ctx, w, version+1)
 	if err != nil {
-		return nil, false, fmt.Errorf("put: seal: %w", err)
+		return nil, false, err
 	}
 	if err := t.record(ctx, res, sealed); err != nil {
 		return nil, false, err
 	}
-	if err := t.index(ctx, res); err != nil {
+	if err := t.exec(ctx, `UPDATE resource_current SET version = ?, deleted = 0 WHERE type = ? AND id = ?`, res.Version, res.Type, res.ID); err != nil {
+		return nil, false, fmt.Errorf("put %s/%s: %w", res.Type, res.ID, err)
+	}
+	if err := t.index(ctx, res, version > 0); err != nil {
 		return nil, false, err
 	}
 	return res, !live, nil
+}
+
+// create writes version 1 of a resource whose id the server just generated:
+// it cannot exist, so there is nothing to lock (a collision still fails on
+// the primary key, as ErrExists).
+func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, error) {
+	res, sealed, err := t.newVersion(ctx, w, 1)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := t.exec(ctx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`, w.Type, w.ID); err != nil {
+		if isUniqueViolation(err) {
+			return nil, false, store.ErrExists
+		}
+		return nil, false, fmt.Errorf("create %s/%s: %w", w.Type, w.ID, err)
+	}
+	if err := t.record(ctx, res, sealed); err != nil {
+		return nil, false, err
+	}
+	return res, true, t.index(ctx, res, false)
+}
+
+// newVersion stamps and seals the body of version v.
+func (t *tx) newVersion(ctx context.Context, w store.Write, v int64) (*store.Resource, []byte, error) {
+	res := &store.Resource{Type: w.Type, ID: w.ID, Version: v, LastUpdated: t.s.now(), Method: w.Method}
+	var err error
+	if res.Body, err = resource.Stamp(w.Body, w.ID, res.Version, res.LastUpdated); err != nil {
+		return nil, nil, fmt.Errorf("put: %w", err)
+	}
+	sealed, err := t.s.seal.Seal(ctx, res.Body, aad(res.Type, res.ID, res.Version))
+	if err != nil {
+		return nil, nil, fmt.Errorf("put: seal: %w", err)
+	}
+	return res, sealed, nil
 }
 
 func (t *tx) Delete(ctx context.Context, typ, id, method string, ifMatch int64) (*store.Resource, error) {
@@ -443,42 +550,50 @@ func (t *tx) Delete(ctx context.Context, typ, id, method string, ifMatch int64) 
 	if err := t.record(ctx, res, nil); err != nil {
 		return nil, err
 	}
-	return res, t.index(ctx, res)
+	if err := t.exec(ctx, `UPDATE resource_current SET version = ?, deleted = 1 WHERE type = ? AND id = ?`, res.Version, typ, id); err != nil {
+		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
+	}
+	return res, t.index(ctx, res, true)
 }
 
-// record appends the version and points the current row at it.
+// record appends a version.
 func (t *tx) record(ctx context.Context, res *store.Resource, sealed []byte) error {
-	d := t.s.d
 	deleted := 0
 	if res.Deleted {
 		deleted = 1
 	}
-	if _, err := t.q.ExecContext(ctx, d.rebind(`INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`), res.Type, res.ID, res.Version, res.LastUpdated.UnixMicro(), res.Method, deleted, sealed); err != nil {
-		return fmt.Errorf("record %s/%s: %w", res.Type, res.ID, err)
-	}
-	if _, err := t.q.ExecContext(ctx, d.rebind(`UPDATE resource_current SET version = ?, deleted = ? WHERE type = ? AND id = ?`),
-		res.Version, deleted, res.Type, res.ID); err != nil {
+	if err := t.exec(ctx, `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, res.Type, res.ID, res.Version, res.LastUpdated.UnixMicro(), res.Method, deleted, sealed); err != nil {
+		if isUniqueViolation(err) {
+			return store.ErrExists
+		}
 		return fmt.Errorf("record %s/%s: %w", res.Type, res.ID, err)
 	}
 	return nil
 }
 
 // index replaces the identifier rows of the resource with those of its
-// current version (none once deleted).
-func (t *tx) index(ctx context.Context, res *store.Resource) error {
-	d := t.s.d
-	if _, err := t.q.ExecContext(ctx, d.rebind(`DELETE FROM resource_identifier WHERE type = ? AND id = ?`), res.Type, res.ID); err != nil {
-		return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+// current version (none once deleted). existed says there may be old rows.
+func (t *tx) index(ctx context.Context, res *store.Resource, existed bool) error {
+	if existed {
+		if err := t.exec(ctx, `DELETE FROM resource_identifier WHERE type = ? AND id = ?`, res.Type, res.ID); err != nil {
+			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+		}
 	}
 	if res.Deleted {
 		return nil
 	}
-	for _, tok := range resource.Identifiers(res.Body) {
-		if _, err := t.q.ExecContext(ctx, d.rebind(`INSERT INTO resource_identifier (type, id, system, value) VALUES (?, ?, ?, ?)`),
-			res.Type, res.ID, tok.System, tok.Value); err != nil {
-			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
-		}
+	toks := resource.Identifiers(res.Body)
+	if len(toks) == 0 {
+		return nil
+	}
+	q := `INSERT INTO resource_identifier (type, id, system, value) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", len(toks)), ",")
+	args := make([]any, 0, 4*len(toks))
+	for _, tok := range toks {
+		args = append(args, res.Type, res.ID, tok.System, tok.Value)
+	}
+	if err := t.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
 	}
 	return nil
 }

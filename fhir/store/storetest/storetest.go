@@ -165,6 +165,28 @@ func testExistence(t *testing.T, s store.Store) {
 	if !errors.Is(err, store.ErrExists) {
 		t.Errorf("MustNotExist on a live resource err = %v; want ErrExists", err)
 	}
+	// A server-generated id that collides (NewID skips the lock) still fails
+	// rather than overwrite, for live and deleted resources alike.
+	_ = s.InTx(ctx, func(tx store.Tx) error { _, err := tx.Delete(ctx, "Patient", "x", "DELETE", 0); return err })
+	for _, id := range []string{"x", "never-deleted"} {
+		if id == "never-deleted" {
+			put(t, s, store.Write{Type: "Patient", ID: id, Body: patient("N"), Method: "PUT"})
+		}
+		err = s.InTx(ctx, func(tx store.Tx) error {
+			_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: patient("Y"), Method: "POST", MustNotExist: true, NewID: true})
+			return err
+		})
+		if !errors.Is(err, store.ErrExists) {
+			t.Errorf("NewID colliding with %s: err = %v; want ErrExists", id, err)
+		}
+	}
+	fresh := put(t, s, store.Write{Type: "Patient", ID: "fresh", Body: patient("F"), Method: "POST", MustNotExist: true, NewID: true})
+	if fresh.Version != 1 {
+		t.Errorf("NewID create made version %d", fresh.Version)
+	}
+	if got, _ := s.Match(ctx, "Patient", store.Criteria{Identifiers: []store.Identifier{{Value: "F-nhs"}}}, 0); len(got) != 1 {
+		t.Errorf("NewID create not indexed: %v", got)
+	}
 }
 
 func testDelete(t *testing.T, s store.Store) {
