@@ -11,7 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"unicode/utf8"
 )
 
 // Member is one property of a JSON object, in document order.
@@ -25,41 +25,109 @@ type Object []Member
 
 // ParseObject splits raw, which must be a single JSON object, into its
 // members without decoding their values. Duplicate keys are an error: JSON
-// leaves them undefined and FHIR forbids them.
+// leaves them undefined and FHIR forbids them. Values alias raw.
 func ParseObject(raw []byte) (Object, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+	if !utf8.Valid(raw) {
+		return nil, errors.New("invalid JSON: not UTF-8")
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if !json.Valid(raw) {
+		// Let the standard decoder say what is wrong and where.
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("invalid JSON: %w", err)
+		}
+		return nil, errors.New("invalid JSON")
+	}
+	// raw is valid JSON from here on, so the scanner below only has to find
+	// boundaries, not check syntax.
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
 		return nil, errors.New("expected a JSON object")
 	}
-	var obj Object
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
+	i++
+	obj := make(Object, 0, 16)
+	for {
+		i = skipSpace(raw, i)
+		if raw[i] == '}' {
+			break
+		}
+		if raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+		end := skipString(raw, i)
+		key, err := unquote(raw[i:end])
 		if err != nil {
 			return nil, fmt.Errorf("invalid JSON: %w", err)
 		}
-		key := tok.(string)
-		if seen[key] {
-			return nil, fmt.Errorf("duplicate property %q", key)
+		i = skipSpace(raw, end)
+		i = skipSpace(raw, i+1) // the colon
+		vend := skipValue(raw, i)
+		for _, m := range obj {
+			if m.Key == key {
+				return nil, fmt.Errorf("duplicate property %q", key)
+			}
 		}
-		seen[key] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("invalid JSON: %w", err)
-		}
-		obj = append(obj, Member{key, v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("invalid JSON: data after the top-level object")
+		obj = append(obj, Member{key, json.RawMessage(raw[i:vend])})
+		i = vend
 	}
 	return obj, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the (valid) JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+func unquote(s []byte) (string, error) {
+	if bytes.IndexByte(s, '\\') < 0 {
+		return string(s[1 : len(s)-1]), nil
+	}
+	var out string
+	err := json.Unmarshal(s, &out)
+	return out, err
 }
 
 // Get returns the value of key.

@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -179,6 +180,9 @@ func Identifiers(raw []byte) []Token {
 // fn maps to a new value replaced, at any depth. Used to resolve urn:uuid and
 // conditional references inside transactions (R4 3.1.0.11.2).
 func RewriteReferences(raw []byte, fn func(string) (string, bool)) ([]byte, error) {
+	if !bytes.Contains(raw, []byte(`"reference"`)) {
+		return raw, nil
+	}
 	out, _, err := rewrite(raw, fn)
 	return out, err
 }

@@ -1,9 +1,11 @@
 package resource
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestStamp(t *testing.T) {
@@ -109,4 +111,61 @@ func TestIdentifiers(t *testing.T) {
 	if len(got) != 1 || got[0].Value != "b" {
 		t.Errorf("single identifier: %v", got)
 	}
+}
+
+// FuzzParseObject holds the hand-written scanner to encoding/json: the same
+// members with the same values, or an error for anything that is not one
+// JSON object with distinct keys.
+func FuzzParseObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":1}`, ` {"a" : [1,{"b":"}"}] , "c\"d":"x\\y"} `, `{"a":1,"a":2}`, `[1]`, `{"a":}`, `{"\u0061":true,"b":null}`, `{"a":-1.5e3}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		obj, err := ParseObject([]byte(in))
+		var ref map[string]json.RawMessage
+		refErr := json.Unmarshal([]byte(in), &ref)
+		if err != nil {
+			if refErr == nil && ref != nil && distinctKeys(in) && utf8.ValidString(in) {
+				t.Fatalf("ParseObject refused %q: %v", in, err)
+			}
+			return
+		}
+		if refErr != nil || ref == nil {
+			t.Fatalf("ParseObject accepted %q, which is not a JSON object", in)
+		}
+		if len(obj) != len(ref) {
+			t.Fatalf("%d members; encoding/json has %d", len(obj), len(ref))
+		}
+		for _, m := range obj {
+			a, _ := Compact(m.Value)
+			b, _ := Compact(ref[m.Key])
+			if string(a) != string(b) {
+				t.Fatalf("member %q = %s; encoding/json says %s", m.Key, a, b)
+			}
+		}
+	})
+}
+
+// distinctKeys reports whether the top-level object in has no repeated key.
+func distinctKeys(in string) bool {
+	dec := json.NewDecoder(strings.NewReader(in))
+	if _, err := dec.Token(); err != nil {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if seen[k.(string)] {
+			return false
+		}
+		seen[k.(string)] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -21,6 +21,9 @@ type dialect struct {
 	schema    []string
 	numbered  bool
 	retryable func(error) bool
+	// combinedCreate, when set, writes version 1 and its current row in one
+	// statement; arguments: type, id, last_updated, method, body.
+	combinedCreate string
 }
 
 var sqliteDialect = dialect{

@@ -79,6 +79,12 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open store: migrate: %w", err)
 	}
+	for _, q := range s.fixedStatements() {
+		if _, err := s.reader().prepared(ctx, q); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store: prepare: %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -144,12 +150,16 @@ const maxStatements = 256
 
 // prepared returns the cached prepared statement for q (written with ?
 // placeholders), preparing it on first use: SQLite would otherwise parse the
-// SQL on every call. It returns nil when the cache is full.
+// SQL on every call. It returns nil, to run q unprepared, when the cache is
+// full or when called inside a transaction for a statement not yet cached:
+// preparing takes another connection from the pool, and a transaction that
+// waits for one while holding its own (and, on SQLite, the write lock) can
+// starve the pool. The statements transactions use are prepared at Open.
 func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st, ok := r.s.stmts.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	if r.s.nstmts.Load() >= maxStatements {
+	if r.tx != nil || r.s.nstmts.Load() >= maxStatements {
 		return nil, nil
 	}
 	st, err := r.s.db.PrepareContext(ctx, r.s.d.rebind(q))
@@ -284,6 +294,42 @@ func (r reader) open(ctx context.Context, res *store.Resource, sealed []byte) er
 
 const versionColumns = `v.type, v.id, v.version, v.last_updated, v.deleted, v.method, v.body`
 
+// The statements of reads and writes, prepared once at Open.
+const (
+	sqlRead = `SELECT ` + versionColumns + ` FROM resource_current c
+		JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version
+		WHERE c.type = ? AND c.id = ? AND c.version > 0`
+	sqlVRead = `SELECT ` + versionColumns + ` FROM resource_version v
+		WHERE v.type = ? AND v.id = ? AND v.version = ?`
+	// The no-op DO UPDATE takes the row lock and returns the row in one round
+	// trip; a concurrent creator of the same id waits for the first to finish.
+	sqlLock = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 0, 1)
+		ON CONFLICT (type, id) DO UPDATE SET version = resource_current.version
+		RETURNING version, deleted`
+	sqlSetCurrent = `UPDATE resource_current SET version = ?, deleted = ? WHERE type = ? AND id = ?`
+	sqlNewCurrent = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`
+	sqlRecord     = `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	sqlUnindex = `DELETE FROM resource_identifier WHERE type = ? AND id = ?`
+)
+
+// sqlIndex inserts n identifier rows.
+func sqlIndex(n int) string {
+	return `INSERT INTO resource_identifier (type, id, system, value) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", n), ",")
+}
+
+// fixedStatements are prepared at Open so that transactions never prepare.
+func (s *Store) fixedStatements() []string {
+	qs := []string{sqlRead, sqlVRead, sqlLock, sqlSetCurrent, sqlNewCurrent, sqlRecord, sqlUnindex}
+	for n := 1; n <= 4; n++ {
+		qs = append(qs, sqlIndex(n))
+	}
+	if s.d.combinedCreate != "" {
+		qs = append(qs, s.d.combinedCreate)
+	}
+	return qs
+}
+
 func scanVersion(sc interface{ Scan(...any) error }, extra ...any) (*store.Resource, []byte, error) {
 	var (
 		res     store.Resource
@@ -312,14 +358,11 @@ func (r reader) one(ctx context.Context, q string, args ...any) (*store.Resource
 }
 
 func (r reader) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
-	return r.one(ctx, `SELECT `+versionColumns+` FROM resource_current c
-		JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version
-		WHERE c.type = ? AND c.id = ? AND c.version > 0`, typ, id)
+	return r.one(ctx, sqlRead, typ, id)
 }
 
 func (r reader) VRead(ctx context.Context, typ, id string, version int64) (*store.Resource, error) {
-	return r.one(ctx, `SELECT `+versionColumns+` FROM resource_version v
-		WHERE v.type = ? AND v.id = ? AND v.version = ?`, typ, id, version)
+	return r.one(ctx, sqlVRead, typ, id, version)
 }
 
 func (r reader) History(ctx context.Context, hq store.HistoryQuery) (*store.HistoryPage, error) {
@@ -450,14 +493,10 @@ type tx struct {
 }
 
 // lock makes the resource's current row exist and locks it, returning its
-// version (0 when the resource never existed) and whether it is deleted. The
-// no-op DO UPDATE takes the row lock and returns the row in one round trip;
-// a concurrent creator of the same id waits for the first to finish.
+// version (0 when the resource never existed) and whether it is deleted.
 func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted bool, err error) {
 	var del int
-	err = t.queryRow(ctx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 0, 1)
-		ON CONFLICT (type, id) DO UPDATE SET version = resource_current.version
-		RETURNING version, deleted`, typ, id).Scan(&version, &del)
+	err = t.queryRow(ctx, sqlLock, typ, id).Scan(&version, &del)
 	if err != nil {
 		return 0, false, fmt.Errorf("lock %s/%s: %w", typ, id, err)
 	}
@@ -491,7 +530,7 @@ func (t *tx) Put(ctx context.Context, w store.Write) (*store.Resource, bool, err
 	if err := t.record(ctx, res, sealed); err != nil {
 		return nil, false, err
 	}
-	if err := t.exec(ctx, `UPDATE resource_current SET version = ?, deleted = 0 WHERE type = ? AND id = ?`, res.Version, res.Type, res.ID); err != nil {
+	if err := t.exec(ctx, sqlSetCurrent, res.Version, 0, res.Type, res.ID); err != nil {
 		return nil, false, fmt.Errorf("put %s/%s: %w", res.Type, res.ID, err)
 	}
 	if err := t.index(ctx, res, version > 0); err != nil {
@@ -508,14 +547,17 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	if err := t.exec(ctx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`, w.Type, w.ID); err != nil {
-		if isUniqueViolation(err) {
-			return nil, false, store.ErrExists
-		}
-		return nil, false, fmt.Errorf("create %s/%s: %w", w.Type, w.ID, err)
+	if t.s.d.combinedCreate != "" {
+		// One round trip for both rows.
+		err = t.exec(ctx, t.s.d.combinedCreate, res.Type, res.ID, res.LastUpdated.UnixMicro(), res.Method, sealed)
+	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
+		err = t.record(ctx, res, sealed)
 	}
-	if err := t.record(ctx, res, sealed); err != nil {
-		return nil, false, err
+	if isUniqueViolation(err) || errors.Is(err, store.ErrExists) {
+		return nil, false, store.ErrExists
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("create %s/%s: %w", w.Type, w.ID, err)
 	}
 	return res, true, t.index(ctx, res, false)
 }
@@ -550,7 +592,7 @@ func (t *tx) Delete(ctx context.Context, typ, id, method string, ifMatch int64) 
 	if err := t.record(ctx, res, nil); err != nil {
 		return nil, err
 	}
-	if err := t.exec(ctx, `UPDATE resource_current SET version = ?, deleted = 1 WHERE type = ? AND id = ?`, res.Version, typ, id); err != nil {
+	if err := t.exec(ctx, sqlSetCurrent, res.Version, 1, typ, id); err != nil {
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
 	}
 	return res, t.index(ctx, res, true)
@@ -562,8 +604,7 @@ func (t *tx) record(ctx context.Context, res *store.Resource, sealed []byte) err
 	if res.Deleted {
 		deleted = 1
 	}
-	if err := t.exec(ctx, `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, res.Type, res.ID, res.Version, res.LastUpdated.UnixMicro(), res.Method, deleted, sealed); err != nil {
+	if err := t.exec(ctx, sqlRecord, res.Type, res.ID, res.Version, res.LastUpdated.UnixMicro(), res.Method, deleted, sealed); err != nil {
 		if isUniqueViolation(err) {
 			return store.ErrExists
 		}
@@ -576,7 +617,7 @@ func (t *tx) record(ctx context.Context, res *store.Resource, sealed []byte) err
 // current version (none once deleted). existed says there may be old rows.
 func (t *tx) index(ctx context.Context, res *store.Resource, existed bool) error {
 	if existed {
-		if err := t.exec(ctx, `DELETE FROM resource_identifier WHERE type = ? AND id = ?`, res.Type, res.ID); err != nil {
+		if err := t.exec(ctx, sqlUnindex, res.Type, res.ID); err != nil {
 			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
 		}
 	}
@@ -587,7 +628,7 @@ func (t *tx) index(ctx context.Context, res *store.Resource, existed bool) error
 	if len(toks) == 0 {
 		return nil
 	}
-	q := `INSERT INTO resource_identifier (type, id, system, value) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", len(toks)), ",")
+	q := sqlIndex(len(toks))
 	args := make([]any, 0, 4*len(toks))
 	for _, tok := range toks {
 		args = append(args, res.Type, res.ID, tok.System, tok.Value)
