@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -56,7 +57,8 @@ Environment:
   GATEWAY_MAX_BODY_BYTES, GATEWAY_MAX_DEPTH, GATEWAY_MAX_BUNDLE_ENTRIES  request limits
   GATEWAY_UPDATE_CREATE               true|false: may update create? (default true)
   GATEWAY_CONDITIONAL_DELETE_MULTIPLE true|false (default true)
-  GATEWAY_LOG_LEVEL   debug|info|warn|error (default info)`
+  GATEWAY_LOG_LEVEL   debug|info|warn|error (default info)
+  GATEWAY_DEBUG_ADDR  if set, serve Go profiling (pprof) on this address`
 
 // settings is the gateway's configuration, read from the environment.
 type settings struct {
@@ -174,6 +176,21 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if dbg := getenv("GATEWAY_DEBUG_ADDR"); dbg != "" {
+		// Profiling endpoints on their own listener, never on the API port.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		dl, err := net.Listen("tcp", dbg)
+		if err != nil {
+			return fmt.Errorf("GATEWAY_DEBUG_ADDR: %w", err)
+		}
+		dsrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go dsrv.Serve(dl)
+		defer dsrv.Close()
+		log.Warn("profiling endpoints enabled", "addr", dl.Addr().String())
 	}
 	log.Info("gateway listening", "addr", ln.Addr().String(), "fhir", "/fhir", "database", st.Engine(), "keys", keys.Name())
 	if ready != nil {
