@@ -21,9 +21,33 @@ type dialect struct {
 	schema    []string
 	numbered  bool
 	retryable func(error) bool
-	// combinedCreate, when set, writes version 1 and its current row in one
-	// statement; arguments: type, id, last_updated, method, body.
-	combinedCreate string
+	// combinedCreate, when set, returns one statement that writes version 1,
+	// its current row and n identifier rows; arguments: type, id,
+	// last_updated, method, body, then system and value per identifier.
+	combinedCreate func(n int) string
+}
+
+// maxCombinedIdentifiers bounds the prepared shapes of combinedCreate; a
+// resource with more identifiers is indexed by a separate statement.
+const maxCombinedIdentifiers = 4
+
+// postgresCreate is PostgreSQL's combinedCreate: data-modifying CTEs make
+// the three inserts one round trip. Placeholders are numbered explicitly.
+func postgresCreate(n int) string {
+	var b strings.Builder
+	b.WriteString(`WITH c AS (INSERT INTO resource_current (type, id, version, deleted) VALUES ($1, $2, 1, 0))`)
+	if n > 0 {
+		b.WriteString(`, i AS (INSERT INTO resource_identifier (type, id, system, value) VALUES `)
+		for k := 0; k < n; k++ {
+			if k > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "($1, $2, $%d, $%d)", 6+2*k, 7+2*k)
+		}
+		b.WriteString(")")
+	}
+	b.WriteString(` INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body) VALUES ($1, $2, 1, $3, $4, 0, $5)`)
+	return b.String()
 }
 
 var sqliteDialect = dialect{

@@ -324,8 +324,10 @@ func (s *Store) fixedStatements() []string {
 	for n := 1; n <= 4; n++ {
 		qs = append(qs, sqlIndex(n))
 	}
-	if s.d.combinedCreate != "" {
-		qs = append(qs, s.d.combinedCreate)
+	if s.d.combinedCreate != nil {
+		for n := 0; n <= maxCombinedIdentifiers; n++ {
+			qs = append(qs, s.d.combinedCreate(n))
+		}
 	}
 	return qs
 }
@@ -547,9 +549,16 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	if t.s.d.combinedCreate != "" {
-		// One round trip for both rows.
-		err = t.exec(ctx, t.s.d.combinedCreate, res.Type, res.ID, res.LastUpdated.UnixMicro(), res.Method, sealed)
+	toks := resource.Identifiers(res.Body)
+	indexed := false
+	if t.s.d.combinedCreate != nil && len(toks) <= maxCombinedIdentifiers {
+		// One round trip for the version, the current row and the index.
+		args := []any{res.Type, res.ID, res.LastUpdated.UnixMicro(), res.Method, sealed}
+		for _, tok := range toks {
+			args = append(args, tok.System, tok.Value)
+		}
+		err = t.exec(ctx, t.s.d.combinedCreate(len(toks)), args...)
+		indexed = true
 	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
 		err = t.record(ctx, res, sealed)
 	}
@@ -558,6 +567,9 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("create %s/%s: %w", w.Type, w.ID, err)
+	}
+	if indexed {
+		return res, true, nil
 	}
 	return res, true, t.index(ctx, res, false)
 }
