@@ -4,18 +4,26 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/spec"
 )
 
-// idPattern is the R4 id datatype: 1 to 64 of [A-Za-z0-9\-\.].
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-
-// ValidID reports whether id is a valid FHIR logical id.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+// ValidID reports whether id is a valid FHIR logical id: the R4 id
+// datatype, 1 to 64 of [A-Za-z0-9\-\.].
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
 
 // Header is what the server reads from the top of a resource.
 type Header struct {

@@ -17,7 +17,7 @@ import (
 // with Location. With If-None-Exist (conditional create, 3.1.0.8) one match
 // returns that resource with 200 and creates nothing, several are 412.
 func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
-	body, _, err := s.checkResource(r.Body, r.Type)
+	body, _, err := s.requestBody(r)
 	if err != nil {
 		return nil, err
 	}

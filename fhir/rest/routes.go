@@ -41,10 +41,12 @@ type route struct {
 	// bundle marks the system batch/transaction endpoint, which manages its
 	// own transactions.
 	bundle bool
+	// segments is pattern split on "/", computed once.
+	segments []string
 }
 
 func (s *Server) routeTable() []route {
-	return []route{
+	routes := []route{
 		{interaction: "capabilities", method: http.MethodGet, pattern: "metadata", level: systemLevel, read: (*Server).capabilities},
 		{interaction: "history-system", method: http.MethodGet, pattern: "_history", level: systemLevel, read: (*Server).history},
 		{interaction: "transaction", method: http.MethodPost, pattern: "", level: systemLevel, bundle: true},
@@ -60,6 +62,12 @@ func (s *Server) routeTable() []route {
 		{interaction: "history-instance", method: http.MethodGet, pattern: "{type}/{id}/_history", level: instanceLevel, read: (*Server).history},
 		{interaction: "vread", method: http.MethodGet, pattern: "{type}/{id}/_history/{vid}", level: instanceLevel, read: (*Server).vread},
 	}
+	for i := range routes {
+		if routes[i].pattern != "" {
+			routes[i].segments = strings.Split(routes[i].pattern, "/")
+		}
+	}
+	return routes
 }
 
 // match finds the route for method and path (relative to the FHIR base,
@@ -74,11 +82,7 @@ func (s *Server) match(method, path string, r *Request) (*route, error) {
 	shapeFits := false
 	for i := range s.routes {
 		rt := &s.routes[i]
-		var pat []string
-		if rt.pattern != "" {
-			pat = strings.Split(rt.pattern, "/")
-		}
-		vals, ok := fit(pat, segs)
+		vals, ok := fit(rt.segments, segs)
 		if !ok {
 			continue
 		}
@@ -86,13 +90,13 @@ func (s *Server) match(method, path string, r *Request) (*route, error) {
 			shapeFits = true
 			continue
 		}
-		if t, ok := vals["type"]; ok {
-			if _, known := spec.Lookup(t); !known {
-				return nil, outcome.New(outcome.NotFound, "unknown resource type %q (not an R4 4.0.1 resource type)", t)
+		if vals.typ != "" {
+			if _, known := spec.Lookup(vals.typ); !known {
+				return nil, outcome.New(outcome.NotFound, "unknown resource type %q (not an R4 4.0.1 resource type)", vals.typ)
 			}
-			r.Type = t
+			r.Type = vals.typ
 		}
-		r.ID, r.VID = vals["id"], vals["vid"]
+		r.ID, r.VID = vals.id, vals.vid
 		return rt, nil
 	}
 	if shapeFits {
@@ -104,22 +108,32 @@ func (s *Server) match(method, path string, r *Request) (*route, error) {
 // fit matches path segments against a pattern. Literal segments must be
 // equal; placeholders take any segment that is not a literal of another
 // route at that place (an id never starts with "_" or "$").
-func fit(pat, segs []string) (map[string]string, bool) {
+func fit(pat, segs []string) (vals placeholders, ok bool) {
 	if len(pat) != len(segs) {
-		return nil, false
+		return vals, false
 	}
-	vals := map[string]string{}
 	for i, p := range pat {
-		if strings.HasPrefix(p, "{") {
-			if segs[i] == "" || strings.HasPrefix(segs[i], "_") || strings.HasPrefix(segs[i], "$") || (i == 0 && segs[i] == "metadata") {
-				return nil, false
+		seg := segs[i]
+		if p[0] != '{' {
+			if p != seg {
+				return vals, false
 			}
-			vals[strings.Trim(p, "{}")] = segs[i]
 			continue
 		}
-		if p != segs[i] {
-			return nil, false
+		if seg == "" || seg[0] == '_' || seg[0] == '$' || (i == 0 && seg == "metadata") {
+			return vals, false
+		}
+		switch p {
+		case "{type}":
+			vals.typ = seg
+		case "{id}":
+			vals.id = seg
+		case "{vid}":
+			vals.vid = seg
 		}
 	}
 	return vals, true
 }
+
+// placeholders are the values a path gave a pattern's placeholders.
+type placeholders struct{ typ, id, vid string }

@@ -84,6 +84,10 @@ type Request struct {
 
 	// assignedID is the id a transaction decided in advance for a create.
 	assignedID string
+	// checked is Body after checkResource, when that ran before the
+	// transaction; checkedID is the id it found in the body.
+	checked   []byte
+	checkedID string
 }
 
 // Response is the result of an interaction.
@@ -152,6 +156,13 @@ func (s *Server) run(ctx context.Context, rt *route, req *Request) (*Response, e
 		resp, err := rt.read(s, ctx, s.store, req)
 		return resp, storeError(err)
 	default:
+		if rt.interaction == "create" || rt.interaction == "update" {
+			// Check the body before taking any lock.
+			var err error
+			if req.checked, req.checkedID, err = s.checkResource(req.Body, req.Type); err != nil {
+				return nil, err
+			}
+		}
 		var resp *Response
 		err := s.store.InTx(ctx, func(tx store.Tx) error {
 			var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -174,31 +175,23 @@ func order(method string) int {
 }
 
 // transaction processes every entry in one database transaction: all
-// succeed or nothing is stored.
+// succeed or nothing is stored. Resolving identities and checking resources
+// is done before the transaction starts when it needs no database lookups
+// (no conditional create, update or reference), so locks are held only for
+// the writes themselves.
 func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Response, error) {
+	early, err := s.prepareEntries(ctx, nil, r, b)
+	if err != nil && !errors.Is(err, errNeedsDB) {
+		return nil, err
+	}
 	var out []bundleEntry
-	err := s.store.InTx(ctx, func(tx store.Tx) error {
-		plans := make([]*planned, len(b.Entry))
-		for i, e := range b.Entry {
-			p, err := s.plan(r, i, e)
-			if err != nil {
+	err = s.store.InTx(ctx, func(tx store.Tx) error {
+		plans := early
+		if plans == nil {
+			var err error
+			if plans, err = s.prepareEntries(ctx, tx, r, b); err != nil {
 				return err
 			}
-			plans[i] = p
-		}
-		refs, err := s.resolveIdentities(ctx, tx, plans)
-		if err != nil {
-			return err
-		}
-		for _, p := range plans {
-			if p.req.Body == nil || p.req.Method == http.MethodPatch {
-				continue
-			}
-			body, err := s.rewriteReferences(ctx, tx, p.req.Body, refs)
-			if err != nil {
-				return entryError(p.index, err)
-			}
-			p.req.Body = body
 		}
 		sorted := append([]*planned(nil), plans...)
 		sort.SliceStable(sorted, func(i, j int) bool { return order(sorted[i].req.Method) < order(sorted[j].req.Method) })
@@ -218,10 +211,54 @@ func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Resp
 	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "transaction-response", Entry: out})}, nil
 }
 
+// errNeedsDB stops prepareEntries outside a transaction when an entry's
+// meaning depends on what the database holds.
+var errNeedsDB = errors.New("transaction needs database lookups to prepare")
+
+// prepareEntries plans every entry, decides identities, rewrites references
+// and checks each resource. db is nil before the transaction; then a
+// conditional anywhere returns errNeedsDB.
+func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request, b inBundle) ([]*planned, error) {
+	plans := make([]*planned, len(b.Entry))
+	for i, e := range b.Entry {
+		p, err := s.plan(r, i, e)
+		if err != nil {
+			return nil, err
+		}
+		if db == nil && (p.req.Header.Get("If-None-Exist") != "" || (p.req.ID == "" && p.req.Method != http.MethodPost && p.route.level == typeLevel)) {
+			return nil, errNeedsDB
+		}
+		plans[i] = p
+	}
+	refs, err := s.resolveIdentities(ctx, db, plans)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plans {
+		if p.req.Body == nil || p.req.Method == http.MethodPatch {
+			continue
+		}
+		body, err := s.rewriteReferences(ctx, db, p.req.Body, refs)
+		if err != nil {
+			if errors.Is(err, errNeedsDB) {
+				return nil, err
+			}
+			return nil, entryError(p.index, err)
+		}
+		checked, id, err := s.checkResource(body, p.req.Type)
+		if err != nil {
+			return nil, entryError(p.index, err)
+		}
+		p.req.Body = body
+		p.req.checked, p.req.checkedID = checked, id
+	}
+	return plans, nil
+}
+
 // resolveIdentities decides, before anything is written, the identity every
 // create and conditional update will have, so references between entries
 // can be rewritten (R4 3.1.0.11.2). It returns fullUrl -> Type/id.
-func (s *Server) resolveIdentities(ctx context.Context, tx store.Tx, plans []*planned) (map[string]string, error) {
+func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans []*planned) (map[string]string, error) {
 	refs := map[string]string{}
 	targets := map[string]int{}
 	for _, p := range plans {
@@ -271,7 +308,7 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Tx, plans []*pl
 // rewriteReferences points references at the identities the transaction
 // assigned (urn:uuid and absolute fullUrls) and resolves conditional
 // references ("Patient?identifier=...") to the single resource they match.
-func (s *Server) rewriteReferences(ctx context.Context, tx store.Tx, body []byte, refs map[string]string) ([]byte, error) {
+func (s *Server) rewriteReferences(ctx context.Context, tx store.Reader, body []byte, refs map[string]string) ([]byte, error) {
 	var failed error
 	out, err := resource.RewriteReferences(body, func(ref string) (string, bool) {
 		if failed != nil {
@@ -286,6 +323,10 @@ func (s *Server) rewriteReferences(ctx context.Context, tx store.Tx, body []byte
 		}
 		typ, query, ok := strings.Cut(ref, "?")
 		if !ok || strings.Contains(typ, "/") {
+			return "", false
+		}
+		if tx == nil {
+			failed = errNeedsDB
 			return "", false
 		}
 		q, err := url.ParseQuery(query)

@@ -18,7 +18,7 @@ import (
 // enabled. PUT [base]/[type]?criteria is the conditional update (3.1.0.9):
 // no match creates, one match updates it, several are 412.
 func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
-	body, bodyID, err := s.checkResource(r.Body, r.Type)
+	body, bodyID, err := s.requestBody(r)
 	if err != nil {
 		return nil, err
 	}

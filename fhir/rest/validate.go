@@ -40,6 +40,15 @@ func (s *Server) checkResource(body []byte, typ string) ([]byte, string, error) 
 	return compact, h.ID, nil
 }
 
+// requestBody is the checked body of a create or update: checked earlier,
+// outside the transaction, or now.
+func (s *Server) requestBody(r *Request) ([]byte, string, error) {
+	if r.checked != nil {
+		return r.checked, r.checkedID, nil
+	}
+	return s.checkResource(r.Body, r.Type)
+}
+
 func validationError(err error) error {
 	var ps strict.Problems
 	if !errors.As(err, &ps) {
