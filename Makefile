@@ -33,7 +33,10 @@ $(STATICCHECK):
 
 ## bench: Go benchmarks and a loopback load run; figures go to bench/results.md
 bench:
-	$(GO) run ./bench/cmd/loadrun -out bench/results.md
+	@mkdir -p bench
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./fhir/... ./vault/... ./conformance/... > bench/gobench.out || { cat bench/gobench.out; exit 1; }
+	@grep -E '^(Benchmark|pkg:)' bench/gobench.out
+	$(GO) run ./cmd/loadrun -gobench bench/gobench.out -out bench/results.md
 
 ## spec: regenerate fhir/spec/r4.json from the official definitions (needs npm)
 spec:

@@ -105,3 +105,29 @@ func TestEnvelopeReusesDataKeys(t *testing.T) {
 		t.Errorf("%d unwraps for 100 records under one key; want 1", keys.unwrapped.Load())
 	}
 }
+
+func BenchmarkEnvelope(b *testing.B) {
+	ks, err := devkeystore.Open(filepath.Join(b.TempDir(), "k.json"), false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := vault.NewEnvelope(ks)
+	ctx := context.Background()
+	pt := bytes.Repeat([]byte("x"), 1024)
+	aad := []byte("Patient/a/_history/1")
+	sealed, _ := env.Seal(ctx, pt, aad)
+	b.Run("seal 1KiB", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := env.Seal(ctx, pt, aad); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("open 1KiB", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := env.Open(ctx, sealed, aad); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -327,7 +327,13 @@ func write(out, gobench string, results []result, notes []string, dur time.Durat
 	}
 	if gobench != "" {
 		if g, err := os.ReadFile(gobench); err == nil {
-			b.WriteString("\n## Go benchmarks\n\n```\n" + string(g) + "```\n")
+			b.WriteString("\n## Go benchmarks (server side, no network)\n\n```\n")
+			for _, line := range strings.Split(string(g), "\n") {
+				if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "pkg:") || strings.HasPrefix(line, "cpu:") {
+					b.WriteString(line + "\n")
+				}
+			}
+			b.WriteString("```\n")
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {

@@ -59,3 +59,12 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkCheck(b *testing.B) {
+	patient := []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"use":"official","family":"Smith","given":["Jane"]}],"gender":"female","birthDate":"1950-02-01","address":[{"line":["1 High Street"],"city":"Leeds","postalCode":"LS1 1AA"}]}`)
+	for b.Loop() {
+		if err := Check(patient); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
