@@ -88,9 +88,8 @@ type frame struct {
 	hasTotal bool
 }
 
-// maxSteps bounds the work one evaluation may do (repeat() over a cycle,
-// pathological inputs).
-const maxSteps = 5_000_000
+// maxSteps bounds the work one evaluation may do (pathological inputs).
+const maxSteps = 1_000_000
 
 func (ev *evaluator) eval(n node, input Collection, fr *frame) (Collection, error) {
 	ev.steps++
@@ -102,17 +101,13 @@ func (ev *evaluator) eval(n node, input Collection, fr *frame) (Collection, erro
 		return n.val, nil
 	case *memberNode:
 		if n.target == nil {
-			return ev.rootMember(input, n.name), nil
+			return ev.rootMember(input, n.name)
 		}
 		target, err := ev.eval(n.target, input, fr)
 		if err != nil {
 			return nil, err
 		}
-		var out Collection
-		for _, item := range target {
-			out = append(out, ev.children(item, n.name)...)
-		}
-		return out, nil
+		return ev.navigate(target, n.name)
 	case *functionNode:
 		target := input
 		if n.target != nil {
@@ -175,10 +170,14 @@ func (ev *evaluator) eval(n node, input Collection, fr *frame) (Collection, erro
 		if len(x) > 1 {
 			return nil, evalErrorf("%s needs a single value", n.op)
 		}
-		if n.op == "is" {
-			return Collection{Boolean(ev.isType(x[0], n.typ))}, nil
+		ok, err := ev.isTypeChecked(x[0], n.typ, n.op == "as")
+		if err != nil {
+			return nil, err
 		}
-		if ev.isType(x[0], n.typ) {
+		if n.op == "is" {
+			return Collection{Boolean(ok)}, nil
+		}
+		if ok {
 			return x, nil
 		}
 		return Collection{}, nil
@@ -235,39 +234,99 @@ func (ev *evaluator) envVar(name string) (Collection, error) {
 // rootMember resolves a name at the start of a path: a type name matching
 // the input ("Patient.name" on a Patient) selects the input itself;
 // anything else is a child element.
-func (ev *evaluator) rootMember(input Collection, name string) Collection {
+func (ev *evaluator) rootMember(input Collection, name string) (Collection, error) {
 	var out Collection
 	for _, item := range input {
-		if n, ok := item.(*Node); ok && name != "" && unicode.IsUpper(rune(name[0])) && ev.model.IsA(n.Type, name) {
-			out = append(out, item)
-			continue
+		if n, ok := item.(*Node); ok && name != "" && unicode.IsUpper(rune(name[0])) {
+			if ev.model.IsA(n.Type, name) {
+				out = append(out, item)
+				continue
+			}
+			if ev.model.IsResource(name) {
+				return nil, &SemanticError{Msg: fmt.Sprintf("%s does not apply to a %s", name, n.Type)}
+			}
 		}
-		out = append(out, ev.children(item, name)...)
+		c, err := ev.navigate(Collection{item}, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c...)
 	}
-	return out
+	return out, nil
 }
 
-// children navigates from a node to its child elements called name.
-func (ev *evaluator) children(item Value, name string) Collection {
+// navigate takes every item's children called name. An unknown name is a
+// semantic error when the items are all of one type; in a mixed collection
+// (from children(), descendants() or repeat()) it just selects nothing.
+func (ev *evaluator) navigate(target Collection, name string) (Collection, error) {
+	var out Collection
+	var semantic error
+	types := map[string]bool{}
+	for _, item := range target {
+		if n, ok := item.(*Node); ok {
+			types[n.Type] = true
+		}
+		c, err := ev.children(item, name)
+		var se *SemanticError
+		if errors.As(err, &se) {
+			semantic = err
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c...)
+	}
+	if semantic != nil && len(types) == 1 && len(out) == 0 {
+		return nil, semantic
+	}
+	return out, nil
+}
+
+// SemanticError is an expression that cannot apply to the model, such as
+// a path to an element the type does not have.
+type SemanticError struct{ Msg string }
+
+func (e *SemanticError) Error() string { return "FHIRPath semantic error: " + e.Msg }
+
+// children navigates from a node to its child elements called name. A name
+// the node's type does not define is a semantic error.
+func (ev *evaluator) children(item Value, name string) (Collection, error) {
 	n, ok := item.(*Node)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	m, isObject := n.JSON.(map[string]any)
 	if !isObject {
 		// A primitive's id and extensions live in its "_name" object.
-		if n.Ext != nil {
-			switch name {
-			case "extension":
-				return ev.nodes(n.Ext["extension"], nil, "Extension")
-			case "id":
-				return ev.nodes(n.Ext["id"], nil, "string")
+		switch name {
+		case "extension":
+			if n.Ext == nil {
+				return nil, nil
 			}
+			return ev.nodes(n.Ext["extension"], nil, "Extension"), nil
+		case "id":
+			if n.Ext == nil {
+				return nil, nil
+			}
+			return ev.nodes(n.Ext["id"], nil, "string"), nil
+		case "value":
+			return nil, nil
 		}
-		return nil
+		if ev.model.IsPrimitive(n.Type) {
+			return nil, &SemanticError{Msg: fmt.Sprintf("a %s has no element %q", n.Type, name)}
+		}
+		return nil, nil
 	}
 	typ := n.Type
 	el, found := ev.model.Child(typ, name)
+	if !found && ev.knownType(typ) {
+		return nil, &SemanticError{Msg: fmt.Sprintf("%s has no element %q", typ, name)}
+	}
+	if !found {
+		// A structure outside the model (TypeInfo): plain JSON values.
+		return plain(m[name]), nil
+	}
 	if found && el.Choice {
 		var out Collection
 		for _, t := range el.Types {
@@ -278,12 +337,12 @@ func (ev *evaluator) children(item Value, name string) Collection {
 				out = append(out, ev.nodes(nil, x, t)...)
 			}
 		}
-		return out
+		return out, nil
 	}
 	v, has := m[name]
 	ext, hasExt := m["_"+name]
 	if !has && !hasExt {
-		return nil
+		return nil, nil
 	}
 	declared := "Element"
 	if found {
@@ -292,7 +351,44 @@ func (ev *evaluator) children(item Value, name string) Collection {
 		}
 		declared = ev.model.NodeType(typ, name, el, declared)
 	}
-	return ev.nodes(v, ext, declared)
+	return ev.nodes(v, ext, declared), nil
+}
+
+// knownType reports whether typ is a type (or backbone path) of the model.
+func (ev *evaluator) knownType(typ string) bool {
+	if _, ok := ev.model.Types[typ]; ok {
+		return true
+	}
+	_, ok := ev.model.Elements[typ]
+	return ok
+}
+
+// plain converts JSON outside the model to System values.
+func plain(v any) Collection {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return Collection{String(x)}
+	case bool:
+		return Collection{Boolean(x)}
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return Collection{Integer(i)}
+		}
+		d, err := ParseDecimal(string(x))
+		if err != nil {
+			return nil
+		}
+		return Collection{d}
+	case []any:
+		var out Collection
+		for _, e := range x {
+			out = append(out, plain(e)...)
+		}
+		return out
+	}
+	return Collection{&Node{Type: "Element", JSON: v}}
 }
 
 // nodes wraps a JSON value (an array or a single value) and its primitive
@@ -340,6 +436,25 @@ func upperFirst(s string) string {
 // isType implements is/as/ofType: FHIR types by FHIR name (with or without
 // "FHIR."), System types by System name (with or without "System.").
 func (ev *evaluator) isType(v Value, typ string) bool {
+	ok, _ := ev.isTypeChecked(v, typ, false)
+	return ok
+}
+
+var systemTypes = map[string]bool{"Boolean": true, "String": true, "Integer": true, "Decimal": true, "Date": true, "DateTime": true, "Time": true, "Quantity": true, "Any": true}
+
+// isTypeChecked is isType that also reports a type name that names no
+// type at all. exact makes FHIR primitives match only their own type: the
+// FHIRPath suite has is(string) true for a code but as(string) and
+// ofType(string) empty.
+func (ev *evaluator) isTypeChecked(v Value, typ string, exact bool) (bool, error) {
+	bare := strings.TrimPrefix(strings.TrimPrefix(typ, "FHIR."), "System.")
+	if !systemTypes[bare] && !ev.knownType(bare) {
+		return false, evalErrorf("unknown type %q", typ)
+	}
+	return ev.isTypeOf(v, typ, exact), nil
+}
+
+func (ev *evaluator) isTypeOf(v Value, typ string, exact bool) bool {
 	ns, name := typeName(v)
 	want := typ
 	wantNS := ""
@@ -351,6 +466,9 @@ func (ev *evaluator) isType(v Value, typ string) bool {
 	if ns == "FHIR" {
 		if wantNS == "System" {
 			return false
+		}
+		if exact && ev.model.IsPrimitive(name) {
+			return name == want
 		}
 		return ev.model.IsA(name, want)
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -243,7 +244,31 @@ func init() {
 		}},
 		"descendants": {0, 0, fnDescendants},
 		// 5.9 Utility
-		"sort":  {0, -1, fnSort},
+		"sort":         {0, -1, fnSort},
+		"lowBoundary":  {0, 1, fnBoundary(false)},
+		"highBoundary": {0, 1, fnBoundary(true)},
+		"comparable": {1, 1, func(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collection, error) {
+			o, err := ev.eval(n.args[0], in, fr)
+			if err != nil || len(t) != 1 || len(o) != 1 {
+				return Collection{}, err
+			}
+			a, ok1 := system(t[0]).(Quantity)
+			b, ok2 := system(o[0]).(Quantity)
+			if !ok1 || !ok2 {
+				return nil, evalErrorf("comparable() needs quantities")
+			}
+			_, known1 := units[a.Unit]
+			_, known2 := units[b.Unit]
+			return bools(a.Unit == b.Unit || known1 && known2 && units[a.Unit].dim == units[b.Unit].dim), nil
+		}},
+		"matchesFull": {1, 1, stringFn(func(s string, a []Value) (Value, error) {
+			p, _ := a[0].(String)
+			re, err := regexp.Compile("(?s)^(?:" + string(p) + ")$")
+			if err != nil {
+				return nil, evalErrorf("bad regular expression %q: %v", p, err)
+			}
+			return Boolean(re.MatchString(s)), nil
+		})},
 		"trace": {1, 2, func(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collection, error) { return t, nil }},
 		"now": {0, 0, func(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collection, error) {
 			return Collection{Temporal{Kind: DateTimeKind, t: ev.now, prec: Millisecond, hasTZ: true}}, nil
@@ -425,10 +450,20 @@ func fnRepeat(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Coll
 		if err != nil {
 			return nil, err
 		}
+		if len(out) > maxItems {
+			return nil, evalErrorf("repeat() produced more than %d items", maxItems)
+		}
 		queue = next
 	}
 	return out, nil
 }
+
+// maxItems and maxString bound what one evaluation may build, so that an
+// expression like repeat($this + 'a') fails instead of running forever.
+const (
+	maxItems  = 100_000
+	maxString = 1 << 20
+)
 
 func fnAggregate(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collection, error) {
 	var total Value
@@ -486,7 +521,11 @@ func fnOfType(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Coll
 	}
 	out := Collection{}
 	for _, v := range t {
-		if ev.isType(v, typ) {
+		ok, err := ev.isTypeChecked(v, typ, true)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, v)
 		}
 	}
@@ -505,7 +544,10 @@ func fnTypeTest(is bool) function {
 		if len(t) > 1 {
 			return nil, evalErrorf("%s() needs a single item", n.name)
 		}
-		ok := ev.isType(t[0], typ)
+		ok, err := ev.isTypeChecked(t[0], typ, !is)
+		if err != nil {
+			return nil, err
+		}
 		if is {
 			return bools(ok), nil
 		}
@@ -576,6 +618,9 @@ func fnIif(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collect
 			return nil, evalErrorf("iif() on a collection of %d items", len(t))
 		}
 		ctx = t
+		if len(t) == 1 {
+			fr = &frame{this: t[0], total: fr.total, hasTotal: fr.hasTotal}
+		}
 	}
 	c, err := ev.eval(n.args[0], ctx, fr)
 	if err != nil {
@@ -668,6 +713,9 @@ func stringFn(f func(s string, args []Value) (Value, error)) function {
 		v, err := f(s, args)
 		if err != nil || v == nil {
 			return Collection{}, err
+		}
+		if str, ok := v.(String); ok && len(str) > maxString {
+			return nil, evalErrorf("%s() result longer than %d bytes", n.name, maxString)
 		}
 		return Collection{v}, nil
 	}
@@ -877,7 +925,8 @@ func (ev *evaluator) allChildren(t Collection) Collection {
 			if el, found := ev.choiceStem(n.Type, k); found {
 				name = el
 			}
-			out = append(out, ev.children(n, name)...)
+			c, _ := ev.children(n, name)
+			out = append(out, c...)
 		}
 	}
 	return union(out, nil)
@@ -902,8 +951,8 @@ func fnDescendants(ev *evaluator, n *functionNode, t, in Collection, fr *frame) 
 		next := ev.allChildren(queue)
 		out = append(out, next...)
 		queue = next
-		if len(out) > 1_000_000 {
-			return nil, evalErrorf("descendants() too large")
+		if len(out) > maxItems {
+			return nil, evalErrorf("descendants() produced more than %d items", maxItems)
 		}
 	}
 	return out, nil
@@ -916,8 +965,10 @@ func fnExtension(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (C
 	}
 	out := Collection{}
 	for _, v := range t {
-		for _, e := range ev.children(v, "extension") {
-			for _, x := range ev.children(e, "url") {
+		exts, _ := ev.children(v, "extension")
+		for _, e := range exts {
+			urls, _ := ev.children(e, "url")
+			for _, x := range urls {
 				if s, ok := system(x).(String); ok && string(s) == u {
 					out = append(out, e)
 				}
@@ -934,7 +985,8 @@ func fnResolve(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Col
 		if s, ok := system(v).(String); ok {
 			ref = string(s)
 		} else {
-			for _, r := range ev.children(v, "reference") {
+			refs, _ := ev.children(v, "reference")
+			for _, r := range refs {
 				if s, ok := system(r).(String); ok {
 					ref = string(s)
 				}
@@ -957,14 +1009,16 @@ func (ev *evaluator) resolveReference(ref string) *Node {
 	if root != nil {
 		if m, ok := root.JSON.(map[string]any); ok {
 			if strings.HasPrefix(ref, "#") {
-				for _, c := range ev.children(root, "contained") {
+				contained, _ := ev.children(root, "contained")
+				for _, c := range contained {
 					if cm, ok := c.(*Node).JSON.(map[string]any); ok && cm["id"] == ref[1:] {
 						return c.(*Node)
 					}
 				}
 			}
 			if m["resourceType"] == "Bundle" {
-				for _, e := range ev.children(root, "entry") {
+				entries, _ := ev.children(root, "entry")
+				for _, e := range entries {
 					em, _ := e.(*Node).JSON.(map[string]any)
 					full, _ := em["fullUrl"].(string)
 					res, _ := em["resource"].(map[string]any)
@@ -1308,4 +1362,159 @@ func fnSort(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collec
 		out[i] = k.v
 	}
 	return out, nil
+}
+
+// fnBoundary is lowBoundary() and highBoundary(): the least or greatest
+// value a decimal, quantity, date or time of its precision may stand for,
+// given to the requested precision (FHIRPath 2.0 5.7 and 5.11).
+func fnBoundary(high bool) function {
+	return func(ev *evaluator, n *functionNode, t, in Collection, fr *frame) (Collection, error) {
+		if len(t) != 1 {
+			return Collection{}, nil
+		}
+		p := int64(-1)
+		if len(n.args) > 0 {
+			c, err := ev.eval(n.args[0], in, fr)
+			if err != nil {
+				return nil, err
+			}
+			var ok bool
+			if p, ok, err = integerArg(c); err != nil || !ok {
+				return Collection{}, err
+			}
+			if p < 0 {
+				return Collection{}, nil
+			}
+		}
+		switch v := system(t[0]).(type) {
+		case Integer, Decimal:
+			d, _ := toDecimal(v)
+			r, ok := decimalBoundary(d, p, high)
+			if !ok {
+				return Collection{}, nil
+			}
+			return Collection{r}, nil
+		case Quantity:
+			r, ok := decimalBoundary(v.Value, p, high)
+			if !ok {
+				return Collection{}, nil
+			}
+			return Collection{Quantity{Value: r, Unit: v.Unit}}, nil
+		case Temporal:
+			r, ok := temporalBoundary(v, p, high)
+			if !ok {
+				return Collection{}, nil
+			}
+			return Collection{r}, nil
+		}
+		return Collection{}, nil
+	}
+}
+
+func decimalBoundary(d Decimal, p int64, high bool) (Decimal, bool) {
+	if p < 0 {
+		p = 8
+	}
+	if p > 28 {
+		return Decimal{}, false
+	}
+	half := new(big.Rat).SetFrac(big.NewInt(1), new(big.Int).Mul(big.NewInt(2), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(d.scale)), nil)))
+	b := new(big.Rat)
+	if high {
+		b.Add(d.r, half)
+	} else {
+		b.Sub(d.r, half)
+	}
+	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(p), nil))
+	x := new(big.Rat).Mul(b, scale)
+	q := new(big.Int).Div(x.Num(), x.Denom()) // floor (Euclidean for positive denominators)
+	if high && new(big.Rat).SetInt(q).Cmp(x) != 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return Decimal{r: new(big.Rat).Quo(new(big.Rat).SetInt(q), scale), scale: int(p)}, true
+}
+
+func temporalBoundary(v Temporal, p int64, high bool) (Temporal, bool) {
+	digits := map[int64]Precision{4: Year, 6: Month, 8: Day, 10: Hour, 12: Minute, 14: Second, 17: Millisecond}
+	if v.Kind == TimeKind {
+		digits = map[int64]Precision{2: Hour, 4: Minute, 6: Second, 9: Millisecond}
+	}
+	if p < 0 {
+		p = map[TemporalKind]int64{DateKind: 8, DateTimeKind: 17, TimeKind: 9}[v.Kind]
+	}
+	target, ok := digits[p]
+	if !ok {
+		return v, false
+	}
+	known := v.prec
+	if known == Hour && v.Kind == DateTimeKind {
+		known = Minute // "T08" is read as 08:00
+	}
+	t := v.t
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	if high {
+		if known < Month {
+			mo = 12
+		}
+		if known < Day {
+			d = daysIn(y, mo)
+		}
+		if known < Hour {
+			h = 23
+		}
+		if known < Minute {
+			mi = 59
+		}
+		if known < Second {
+			s = 59
+		}
+		if known < Millisecond {
+			ms = 999
+		}
+	} else {
+		if known < Month {
+			mo = 1
+		}
+		if known < Day {
+			d = 1
+		}
+		if known < Hour {
+			h = 0
+		}
+		if known < Minute {
+			mi = 0
+		}
+		if known < Second {
+			s = 0
+		}
+		if known < Millisecond {
+			ms = 0
+		}
+	}
+	loc := t.Location()
+	out := Temporal{Kind: v.Kind, prec: target, hasTZ: v.hasTZ}
+	if v.Kind == DateTimeKind && target > Day && !v.hasTZ {
+		// Without a zone the instant could be anywhere from +14:00 to -12:00.
+		out.hasTZ = true
+		if high {
+			loc = time.FixedZone("", -12*3600)
+		} else {
+			loc = time.FixedZone("", 14*3600)
+		}
+	}
+	if v.Kind == DateTimeKind && target <= Day {
+		out.Kind = DateKind
+		out.hasTZ = false
+	}
+	if v.Kind == TimeKind {
+		y, mo, d = 0, 1, 1
+	}
+	out.t = time.Date(y, mo, d, h, mi, s, ms*1e6, loc)
+	return out, true
+}
+
+func daysIn(y int, m time.Month) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }

@@ -43,6 +43,9 @@ func (ev *evaluator) binary(n *binaryNode, input Collection, fr *frame) (Collect
 	}
 	switch n.op {
 	case "|":
+		if len(l)+len(r) > maxItems {
+			return nil, evalErrorf("union of more than %d items", maxItems)
+		}
 		return union(l, r), nil
 	case "=", "!=":
 		if len(l) == 0 || len(r) == 0 {
@@ -85,6 +88,9 @@ func (ev *evaluator) binary(n *binaryNode, input Collection, fr *frame) (Collect
 		}
 		if len(r) == 1 {
 			b = stringOf(system(r[0]))
+		}
+		if len(a)+len(b) > maxString {
+			return nil, evalErrorf("string longer than %d bytes", maxString)
 		}
 		return Collection{String(a + b)}, nil
 	}
@@ -441,6 +447,9 @@ func arithmetic(op string, a, b Value) (Collection, error) {
 	if op == "+" {
 		if x, ok := a.(String); ok {
 			if y, ok := b.(String); ok {
+				if len(x)+len(y) > maxString {
+					return nil, evalErrorf("string longer than %d bytes", maxString)
+				}
 				return Collection{x + y}, nil
 			}
 		}

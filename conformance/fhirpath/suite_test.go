@@ -48,7 +48,7 @@ func sharedPath(t *testing.T, parts ...string) string {
 // minimumPassing is the floor this engine has reached on the official
 // suite; the goal (issue 3) is 95% of the suite. The test fails on a
 // regression below the floor and prints every failure.
-const minimumPassing = 0
+const minimumPassing = 900
 
 // TestOfficialSuite runs the official FHIRPath R4 suite. Inputs are the
 // official examples; the suite names their XML form and ../shared holds the
@@ -153,7 +153,7 @@ func runCase(tc suiteTest, in *Node) (msg string) {
 }
 
 func sameType(want, got string) bool {
-	if want == got {
+	if want == "" || want == got {
 		return true
 	}
 	// FHIR primitives are reported with their system type by some runners.
@@ -181,6 +181,9 @@ func describe(v Value) (typ, text string) {
 	case String:
 		return "string", string(x)
 	case Temporal:
+		if x.Kind == TimeKind {
+			return "time", "@T" + x.String()
+		}
 		return [...]string{"date", "dateTime", "time"}[x.Kind], "@" + x.String()
 	case Quantity:
 		return "Quantity", x.String()

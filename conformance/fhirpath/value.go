@@ -166,6 +166,7 @@ func temporalLiteral(t token) (Value, error) {
 	)
 	if t.kind == tTime {
 		v, ok = parseTime(strings.TrimPrefix(t.text, "T"))
+		ok = ok && !v.hasTZ // a Time has no zone
 	} else {
 		v, ok = parseDateTime(t.text, true)
 	}
