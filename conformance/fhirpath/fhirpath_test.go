@@ -2,8 +2,8 @@ package fhirpath
 
 import (
 	"errors"
-	"time"
 	"testing"
+	"time"
 )
 
 const obs = `{"resourceType":"Observation","id":"o1","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},
