@@ -25,6 +25,10 @@ type Environment struct {
 	Resolve func(reference string) *Node
 	// Now fixes now(), today() and timeOfDay(); zero means the clock.
 	Now time.Time
+	// Lenient lets "as" filter a collection of several items, as the R4
+	// SearchParameter expressions expect (Composition.relatesTo.target as
+	// Identifier); strict FHIRPath makes that an error.
+	Lenient bool
 }
 
 // EvalError is an expression that failed while running (FHIRPath's
@@ -166,6 +170,17 @@ func (ev *evaluator) eval(n node, input Collection, fr *frame) (Collection, erro
 		}
 		if len(x) == 0 {
 			return Collection{}, nil
+		}
+		if len(x) > 1 && n.op == "as" && ev.env.Lenient {
+			out := Collection{}
+			for _, item := range x {
+				if ok, err := ev.isTypeChecked(item, n.typ, true); err != nil {
+					return nil, err
+				} else if ok {
+					out = append(out, item)
+				}
+			}
+			return out, nil
 		}
 		if len(x) > 1 {
 			return nil, evalErrorf("%s needs a single value", n.op)
