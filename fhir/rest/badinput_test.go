@@ -37,7 +37,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid id in URL", "PUT", "/Patient/a%20b", `{"resourceType":"Patient","id":"a b"}`, nil, 400, "id"},
 		{"id mismatch", "PUT", "/Patient/a", `{"resourceType":"Patient","id":"b"}`, nil, 400, "does not match"},
 		{"unknown type", "POST", "/Patiente", `{"resourceType":"Patiente"}`, nil, 404, "unknown resource type"},
-		{"method not allowed", "GET", "/Patient", ``, nil, 405, ""},
+		{"method not allowed", "DELETE", "/metadata", ``, nil, 405, ""},
 		{"no route", "GET", "/Patient/a/b/c/d", ``, nil, 404, ""},
 		{"bad _count", "GET", "/_history?_count=-1", ``, nil, 400, "_count"},
 		{"bad _since", "GET", "/_history?_since=yesterday", ``, nil, 400, "_since"},
@@ -46,7 +46,12 @@ func TestBadInput(t *testing.T) {
 		{"bundle of wrong type", "POST", "", `{"resourceType":"Bundle","type":"collection"}`, nil, 400, "batch or transaction"},
 		{"not a bundle", "POST", "", `{"resourceType":"Patient"}`, nil, 400, "Bundle"},
 		{"bundle entry without request", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient"}}]}`, nil, 400, "request"},
-		{"unsupported conditional criterion", "DELETE", "/Patient?name=x", ``, nil, 400, "name"},
+		{"unknown conditional criterion", "DELETE", "/Patient?shoe-size=9", ``, nil, 400, "shoe-size"},
+		{"malformed search value", "GET", "/Patient?birthdate=yesterday", ``, nil, 400, "birthdate"},
+		{"unknown parameter under handling=strict", "GET", "/Patient?shoe-size=9", ``, []string{"Prefer", "handling=strict"}, 400, "shoe-size"},
+		{"bad search cursor", "GET", "/Patient?_cursor=zzz", ``, nil, 400, "_cursor"},
+		{"bad _sort", "GET", "/Patient?_sort=shoe-size", ``, nil, 400, "_sort"},
+		{"bad _include", "GET", "/Patient?_include=Patient:name", ``, nil, 400, "_include"},
 		{"If-None-Exist for another type", "POST", "/Patient", `{"resourceType":"Patient"}`, []string{"If-None-Exist", "Observation?identifier=x"}, 400, "Observation"},
 	}
 	forEachEngine(t, func(c *rest.Config) { c.MaxBodyBytes = 4096; c.MaxDepth = 32 }, func(t *testing.T, g *gateway) {

@@ -32,8 +32,13 @@ type bundleLink struct {
 type bundleEntry struct {
 	FullURL  string          `json:"fullUrl,omitempty"`
 	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *entrySearch    `json:"search,omitempty"`
 	Request  *entryRequest   `json:"request,omitempty"`
 	Response *entryResponse  `json:"response,omitempty"`
+}
+
+type entrySearch struct {
+	Mode string `json:"mode"`
 }
 
 type entryRequest struct {

@@ -30,15 +30,24 @@ type capabilityRest struct {
 }
 
 type capabilityResource struct {
-	Type              string `json:"type"`
-	Interaction       []code `json:"interaction"`
-	Versioning        string `json:"versioning,omitempty"`
-	ReadHistory       bool   `json:"readHistory"`
-	UpdateCreate      bool   `json:"updateCreate"`
-	ConditionalCreate bool   `json:"conditionalCreate"`
-	ConditionalRead   string `json:"conditionalRead,omitempty"`
-	ConditionalUpdate bool   `json:"conditionalUpdate"`
-	ConditionalDelete string `json:"conditionalDelete,omitempty"`
+	Type              string            `json:"type"`
+	Interaction       []code            `json:"interaction"`
+	SearchInclude     []string          `json:"searchInclude,omitempty"`
+	SearchRevInclude  []string          `json:"searchRevInclude,omitempty"`
+	SearchParam       []capabilityParam `json:"searchParam,omitempty"`
+	Versioning        string            `json:"versioning,omitempty"`
+	ReadHistory       bool              `json:"readHistory"`
+	UpdateCreate      bool              `json:"updateCreate"`
+	ConditionalCreate bool              `json:"conditionalCreate"`
+	ConditionalRead   string            `json:"conditionalRead,omitempty"`
+	ConditionalUpdate bool              `json:"conditionalUpdate"`
+	ConditionalDelete string            `json:"conditionalDelete,omitempty"`
+}
+
+type capabilityParam struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition,omitempty"`
+	Type       string `json:"type"`
 }
 
 type code struct {
@@ -94,9 +103,39 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 		}
 	}
 	rest := capabilityRest{Mode: "server", Interaction: systemCodes}
+	revIncludes := map[string][]string{}
+	if has["search-type"] {
+		for _, t := range spec.ResourceTypes() {
+			for _, p := range s.registry.ForType(t) {
+				if p.Type != "reference" || !p.Indexed() {
+					continue
+				}
+				for _, target := range p.Target {
+					revIncludes[target] = append(revIncludes[target], t+":"+p.Code)
+				}
+			}
+		}
+	}
 	for _, t := range spec.ResourceTypes() {
 		rc := template
 		rc.Type = t
+		if has["search-type"] {
+			// Exactly the parameters the index serves, with the modifiers
+			// and prefixes search.Parse accepts (see fhir/search).
+			for _, p := range s.registry.ForType(t) {
+				if !p.Indexed() && p.Code != "_lastUpdated" {
+					continue
+				}
+				rc.SearchParam = append(rc.SearchParam, capabilityParam{Name: p.Code, Definition: p.URL, Type: p.Type})
+				if p.Type == "reference" {
+					rc.SearchInclude = append(rc.SearchInclude, t+":"+p.Code)
+				}
+			}
+			if len(rc.SearchInclude) > 0 {
+				rc.SearchInclude = append(rc.SearchInclude, "*")
+			}
+			rc.SearchRevInclude = revIncludes[t]
+		}
 		rest.Resource = append(rest.Resource, rc)
 	}
 	return capabilityStatement{

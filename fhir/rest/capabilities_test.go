@@ -54,9 +54,10 @@ func TestCapabilityStatementMatchesBehaviour(t *testing.T) {
 		"transaction": func() reply {
 			return g.do("POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+patch+`"},"request":{"method":"PATCH","url":"Patient/cap"}}]}`)
 		},
-		"batch": func() reply { return g.do("POST", "", `{"resourceType":"Bundle","type":"batch"}`) },
+		"batch":       func() reply { return g.do("POST", "", `{"resourceType":"Bundle","type":"batch"}`) },
+		"search-type": func() reply { return g.do("GET", "/Patient?_id=cap", "") },
 	}
-	order := []string{"create", "update", "read", "vread", "patch", "transaction", "history-instance", "history-type", "history-system", "batch", "delete"}
+	order := []string{"create", "update", "read", "vread", "patch", "transaction", "history-instance", "history-type", "history-system", "batch", "search-type", "delete"}
 	for _, code := range order {
 		if !claimed[code] {
 			t.Errorf("statement does not claim %s, which works", code)
@@ -70,7 +71,19 @@ func TestCapabilityStatementMatchesBehaviour(t *testing.T) {
 	for code := range claimed {
 		t.Errorf("statement claims %s, which no probe here checks", code)
 	}
-	expect(t, g.do("GET", "/Patient", ""), http.StatusMethodNotAllowed)
+	expect(t, g.do("GET", "/?_type=Patient", ""), http.StatusMethodNotAllowed) // system search is not claimed
+	params := map[string]bool{}
+	for _, p := range patient["searchParam"].([]any) {
+		params[p.(map[string]any)["name"].(string)] = true
+	}
+	for _, want := range []string{"_id", "_lastUpdated", "identifier", "family", "birthdate", "general-practitioner"} {
+		if !params[want] {
+			t.Errorf("Patient searchParam lacks %s", want)
+		}
+	}
+	if params["_text"] || params["_content"] {
+		t.Error("statement claims _text/_content, which are not indexed")
+	}
 	if patient["conditionalCreate"] != true || patient["conditionalUpdate"] != true || patient["conditionalDelete"] != "multiple" ||
 		patient["versioning"] != "versioned-update" || patient["updateCreate"] != true || patient["readHistory"] != true {
 		t.Errorf("Patient capabilities: %v", patient)

@@ -35,7 +35,7 @@ func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response
 	if id == "" {
 		id = uuid.NewString()
 	}
-	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPost, MustNotExist: true, NewID: true})
+	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPost, MustNotExist: true, NewID: true, Index: r.index})
 	if err != nil {
 		return nil, err
 	}

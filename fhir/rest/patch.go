@@ -70,7 +70,7 @@ func (s *Server) patch(ctx context.Context, tx store.Tx, r *Request) (*Response,
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPatch, IfMatch: cur.Version, MustExist: true})
+	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPatch, IfMatch: cur.Version, MustExist: true, Index: s.indexRows(r.Type, body)})
 	if err != nil {
 		return nil, err
 	}

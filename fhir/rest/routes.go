@@ -51,6 +51,8 @@ func (s *Server) routeTable() []route {
 		{interaction: "history-system", method: http.MethodGet, pattern: "_history", level: systemLevel, read: (*Server).history},
 		{interaction: "transaction", method: http.MethodPost, pattern: "", level: systemLevel, bundle: true},
 		{interaction: "history-type", method: http.MethodGet, pattern: "{type}/_history", level: typeLevel, read: (*Server).history},
+		{interaction: "search-type", method: http.MethodGet, pattern: "{type}", level: typeLevel, read: (*Server).searchType},
+		{interaction: "search-type", method: http.MethodPost, pattern: "{type}/_search", level: typeLevel, read: (*Server).searchType},
 		{interaction: "create", method: http.MethodPost, pattern: "{type}", level: typeLevel, write: (*Server).create},
 		{interaction: "update", method: http.MethodPut, pattern: "{type}", level: typeLevel, conditional: true, write: (*Server).update},
 		{interaction: "patch", method: http.MethodPatch, pattern: "{type}", level: typeLevel, conditional: true, write: (*Server).patch},

@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 	"github.com/promsgateway/gateway/vault"
 )
@@ -56,17 +57,18 @@ func DefaultConfig() Config {
 
 // Server serves the FHIR API.
 type Server struct {
-	cfg     Config
-	store   store.Store
-	log     *slog.Logger
-	metrics *Metrics
-	routes  []route
-	started time.Time
+	cfg      Config
+	store    store.Store
+	registry *search.Registry
+	log      *slog.Logger
+	metrics  *Metrics
+	routes   []route
+	started  time.Time
 }
 
 // NewServer returns a Server over st.
 func NewServer(cfg Config, st store.Store, log *slog.Logger, m *Metrics) *Server {
-	s := &Server{cfg: cfg, store: st, log: log, metrics: m, started: time.Now().UTC()}
+	s := &Server{cfg: cfg, store: st, registry: search.R4(), log: log, metrics: m, started: time.Now().UTC()}
 	s.routes = s.routeTable()
 	return s
 }
@@ -85,9 +87,11 @@ type Request struct {
 	// assignedID is the id a transaction decided in advance for a create.
 	assignedID string
 	// checked is Body after checkResource, when that ran before the
-	// transaction; checkedID is the id it found in the body.
+	// transaction; checkedID is the id it found in the body, and index its
+	// search index rows.
 	checked   []byte
 	checkedID string
+	index     []search.Row
 }
 
 // Response is the result of an interaction.
@@ -157,9 +161,8 @@ func (s *Server) run(ctx context.Context, rt *route, req *Request) (*Response, e
 		return resp, storeError(err)
 	default:
 		if rt.interaction == "create" || rt.interaction == "update" {
-			// Check the body before taking any lock.
-			var err error
-			if req.checked, req.checkedID, err = s.checkResource(req.Body, req.Type); err != nil {
+			// Check and index the body before taking any lock.
+			if err := s.prepareBody(req); err != nil {
 				return nil, err
 			}
 		}
@@ -179,8 +182,11 @@ func (s *Server) readBody(c *gin.Context, rt *route) ([]byte, error) {
 	ct := c.GetHeader("Content-Type")
 	mt := strings.ToLower(strings.TrimSpace(strings.SplitN(ct, ";", 2)[0]))
 	want := []string{"application/fhir+json", "application/json"}
-	if rt.interaction == "patch" {
+	switch rt.interaction {
+	case "patch":
 		want = []string{"application/json-patch+json"}
+	case "search-type":
+		want = []string{"application/x-www-form-urlencoded"}
 	}
 	ok := false
 	for _, w := range want {

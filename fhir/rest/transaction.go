@@ -245,12 +245,10 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			}
 			return nil, entryError(p.index, err)
 		}
-		checked, id, err := s.checkResource(body, p.req.Type)
-		if err != nil {
+		p.req.Body = body
+		if err := s.prepareBody(&p.req); err != nil {
 			return nil, entryError(p.index, err)
 		}
-		p.req.Body = body
-		p.req.checked, p.req.checkedID = checked, id
 	}
 	return plans, nil
 }

@@ -42,7 +42,7 @@ func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response
 	if err != nil {
 		return nil, err
 	}
-	w := store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPut, IfMatch: ifm, MustExist: !s.cfg.UpdateCreate}
+	w := store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPut, IfMatch: ifm, MustExist: !s.cfg.UpdateCreate, Index: r.index}
 	if strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" {
 		w.MustNotExist = true
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/promsgateway/gateway/conformance/strict"
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 )
 
 // checkResource verifies a request body is a valid R4 resource of type typ
@@ -40,13 +41,37 @@ func (s *Server) checkResource(body []byte, typ string) ([]byte, string, error) 
 	return compact, h.ID, nil
 }
 
-// requestBody is the checked body of a create or update: checked earlier,
-// outside the transaction, or now.
+// requestBody is the checked body of a create or update with its search
+// index rows: prepared earlier, outside the transaction, or now.
 func (s *Server) requestBody(r *Request) ([]byte, string, error) {
-	if r.checked != nil {
-		return r.checked, r.checkedID, nil
+	if r.checked == nil {
+		if err := s.prepareBody(r); err != nil {
+			return nil, "", err
+		}
 	}
-	return s.checkResource(r.Body, r.Type)
+	return r.checked, r.checkedID, nil
+}
+
+// prepareBody checks r.Body and extracts its search index rows.
+func (s *Server) prepareBody(r *Request) error {
+	checked, id, err := s.checkResource(r.Body, r.Type)
+	if err != nil {
+		return err
+	}
+	r.checked, r.checkedID = checked, id
+	r.index = s.indexRows(r.Type, checked)
+	return nil
+}
+
+// indexRows extracts search index rows. A parameter whose expression fails
+// on a valid resource is a fault of the server, not the client: it is logged
+// and that parameter is not indexed for this resource.
+func (s *Server) indexRows(typ string, body []byte) []search.Row {
+	rows, errs := s.registry.Extract(typ, body)
+	for _, err := range errs {
+		s.log.Error("search index extraction failed", "type", typ, "error", err)
+	}
+	return rows
 }
 
 func validationError(err error) error {

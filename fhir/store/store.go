@@ -15,6 +15,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/promsgateway/gateway/fhir/search"
 )
 
 // Resource is one version of a resource.
@@ -56,24 +58,18 @@ type Write struct {
 	// resource cannot exist and the store need not lock it first; a
 	// collision still fails with ErrExists.
 	NewID bool
+	// Index are the resource's search index rows (search.Registry.Extract),
+	// computed by the caller before the transaction.
+	Index []search.Row
 }
 
-// Criteria select live resources of one type for the conditional
-// interactions (If-None-Exist, conditional update, delete and patch). Until
-// the search engine lands they are limited to _id and identifier; every
-// non-empty field must match (AND), and the values within a field are
-// alternatives (OR).
-type Criteria struct {
-	IDs         []string
-	Identifiers []Identifier
-}
-
-// Identifier is an identifier search token: System "" with HasSystem true
-// means "no system" (|value); HasSystem false means any system.
-type Identifier struct {
-	System    string
-	HasSystem bool
-	Value     string
+// SearchResult is one page of a search.
+type SearchResult struct {
+	Matches []*Resource
+	// Next continues the search; nil on the last page.
+	Next *search.Cursor
+	// Total counts all matches, or is -1 when the query asked for none.
+	Total int
 }
 
 // HistoryQuery selects versions for the history interactions. Type and ID
@@ -109,9 +105,12 @@ type Reader interface {
 	VRead(ctx context.Context, typ, id string, version int64) (*Resource, error)
 	// History returns versions newest first.
 	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
-	// Match returns the ids of live resources of typ that meet c, at most
-	// limit of them (limit <= 0: all).
-	Match(ctx context.Context, typ string, c Criteria, limit int) ([]string, error)
+	// Search returns one page of the live resources that meet q, in q's
+	// order (R4 3.1.1), with the cursor of the next page.
+	Search(ctx context.Context, q *search.Query) (*SearchResult, error)
+	// Include returns the resources that the _include and _revinclude of q
+	// reach from matches (R4 3.1.1.5.6), without duplicates of matches.
+	Include(ctx context.Context, q *search.Query, matches []*Resource) ([]*Resource, error)
 }
 
 // Tx is a unit of work: everything done through it is committed together or

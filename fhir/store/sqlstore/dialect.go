@@ -22,27 +22,28 @@ type dialect struct {
 	numbered  bool
 	retryable func(error) bool
 	// combinedCreate, when set, returns one statement that writes version 1,
-	// its current row and n identifier rows; arguments: type, id,
-	// last_updated, method, body, then system and value per identifier.
+	// its current row and n index rows; arguments: type, id, last_updated,
+	// method, body, then indexColumns values per row (see indexArgs).
 	combinedCreate func(n int) string
 }
 
-// maxCombinedIdentifiers bounds the prepared shapes of combinedCreate; a
-// resource with more identifiers is indexed by a separate statement.
-const maxCombinedIdentifiers = 4
-
 // postgresCreate is PostgreSQL's combinedCreate: data-modifying CTEs make
-// the three inserts one round trip. Placeholders are numbered explicitly.
+// the three inserts one round trip. Placeholders are numbered explicitly;
+// each index row takes indexColumns of them after the first five.
 func postgresCreate(n int) string {
 	var b strings.Builder
 	b.WriteString(`WITH c AS (INSERT INTO resource_current (type, id, version, deleted) VALUES ($1, $2, 1, 0))`)
 	if n > 0 {
-		b.WriteString(`, i AS (INSERT INTO resource_identifier (type, id, system, value) VALUES `)
+		b.WriteString(`, i AS (INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) VALUES `)
 		for k := 0; k < n; k++ {
 			if k > 0 {
 				b.WriteString(", ")
 			}
-			fmt.Fprintf(&b, "($1, $2, $%d, $%d)", 6+2*k, 7+2*k)
+			b.WriteString("($1, $2")
+			for c := 0; c < indexColumns; c++ {
+				fmt.Fprintf(&b, ", $%d", 6+indexColumns*k+c)
+			}
+			b.WriteString(")")
 		}
 		b.WriteString(")")
 	}
@@ -69,11 +70,17 @@ var sqliteDialect = dialect{
 			version INTEGER NOT NULL,
 			deleted INTEGER NOT NULL,
 			PRIMARY KEY (type, id))`,
-		`CREATE TABLE IF NOT EXISTS resource_identifier (
-			type TEXT NOT NULL,
-			id TEXT NOT NULL,
-			system TEXT NOT NULL,
-			value TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS search_index (
+			res_type TEXT NOT NULL,
+			res_id TEXT NOT NULL,
+			param TEXT NOT NULL,
+			sys TEXT NOT NULL,
+			val TEXT NOT NULL,
+			raw TEXT NOT NULL,
+			dlow INTEGER,
+			dhigh INTEGER,
+			nlow REAL,
+			nhigh REAL)`,
 	},
 	retryable: func(err error) bool {
 		var se *sqlite.Error
@@ -101,11 +108,17 @@ var postgresDialect = dialect{
 			version BIGINT NOT NULL,
 			deleted INTEGER NOT NULL,
 			PRIMARY KEY (type, id))`,
-		`CREATE TABLE IF NOT EXISTS resource_identifier (
-			type TEXT NOT NULL,
-			id TEXT NOT NULL,
-			system TEXT NOT NULL,
-			value TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS search_index (
+			res_type TEXT NOT NULL,
+			res_id TEXT NOT NULL,
+			param TEXT NOT NULL,
+			sys TEXT NOT NULL,
+			val TEXT NOT NULL,
+			raw TEXT NOT NULL,
+			dlow BIGINT,
+			dhigh BIGINT,
+			nlow DOUBLE PRECISION,
+			nhigh DOUBLE PRECISION)`,
 	},
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
@@ -118,8 +131,11 @@ var postgresDialect = dialect{
 var commonIndexes = []string{
 	`CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, seq)`,
 	`CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (last_updated)`,
-	`CREATE INDEX IF NOT EXISTS resource_identifier_value ON resource_identifier (type, value, system)`,
-	`CREATE INDEX IF NOT EXISTS resource_identifier_id ON resource_identifier (type, id)`,
+	`CREATE INDEX IF NOT EXISTS search_index_resource ON search_index (res_type, res_id)`,
+	`CREATE INDEX IF NOT EXISTS search_index_val ON search_index (res_type, param, val, sys)`,
+	`CREATE INDEX IF NOT EXISTS search_index_date ON search_index (res_type, param, dlow, dhigh)`,
+	`CREATE INDEX IF NOT EXISTS search_index_number ON search_index (res_type, param, nlow)`,
+	`CREATE INDEX IF NOT EXISTS search_index_target ON search_index (sys, val, param)`,
 }
 
 // rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL. Queries in
@@ -144,7 +160,10 @@ func (d dialect) rebind(q string) string {
 func openSQLite(path string) (*sql.DB, error) {
 	// _txlock=immediate takes the write lock at BEGIN, so two writers queue
 	// on busy_timeout instead of deadlocking on lock upgrade.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	// The path is part of a URI: '%', '#' and '?' in it must be escaped or
+	// SQLite would open another file (and drop the pragmas after them).
+	escaped := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
+	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

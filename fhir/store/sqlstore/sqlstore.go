@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -235,11 +236,6 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.Histo
 	return s.reader().History(ctx, q)
 }
 
-// Match implements store.Reader.
-func (s *Store) Match(ctx context.Context, typ string, c store.Criteria, limit int) ([]string, error) {
-	return s.reader().Match(ctx, typ, c, limit)
-}
-
 // InTx implements store.Store.
 func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	const attempts = 5
@@ -310,24 +306,37 @@ const (
 	sqlNewCurrent = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`
 	sqlRecord     = `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
-	sqlUnindex = `DELETE FROM resource_identifier WHERE type = ? AND id = ?`
+	sqlUnindex = `DELETE FROM search_index WHERE res_type = ? AND res_id = ?`
 )
 
-// sqlIndex inserts n identifier rows.
+// indexColumns is how many values each index row adds to an insert after
+// res_type and res_id.
+const indexColumns = 8
+
+// sqlIndex inserts n index rows.
 func sqlIndex(n int) string {
-	return `INSERT INTO resource_identifier (type, id, system, value) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?),", n), ",")
+	row := "(?, ?" + strings.Repeat(", ?", indexColumns) + "),"
+	return `INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) VALUES ` + strings.TrimSuffix(strings.Repeat(row, n), ",")
+}
+
+// indexArgs are the values of one index row after res_type and res_id;
+// absent dates and numbers are NULL.
+func indexArgs(row search.Row) []any {
+	args := []any{row.Param, row.Sys, row.Val, row.Raw, nil, nil, nil, nil}
+	if row.HasDate {
+		args[4], args[5] = row.DLow, row.DHigh
+	}
+	if row.HasNumber {
+		args[6], args[7] = row.NLow, row.NHigh
+	}
+	return args
 }
 
 // fixedStatements are prepared at Open so that transactions never prepare.
 func (s *Store) fixedStatements() []string {
 	qs := []string{sqlRead, sqlVRead, sqlLock, sqlSetCurrent, sqlNewCurrent, sqlRecord, sqlUnindex}
-	for n := 1; n <= 4; n++ {
-		qs = append(qs, sqlIndex(n))
-	}
 	if s.d.combinedCreate != nil {
-		for n := 0; n <= maxCombinedIdentifiers; n++ {
-			qs = append(qs, s.d.combinedCreate(n))
-		}
+		qs = append(qs, s.d.combinedCreate(0))
 	}
 	return qs
 }
@@ -446,49 +455,6 @@ func (r reader) History(ctx context.Context, hq store.HistoryQuery) (*store.Hist
 	return page, nil
 }
 
-func (r reader) Match(ctx context.Context, typ string, c store.Criteria, limit int) ([]string, error) {
-	q := `SELECT c.id FROM resource_current c WHERE c.type = ? AND c.deleted = 0 AND c.version > 0`
-	args := []any{typ}
-	if len(c.IDs) > 0 {
-		q += " AND c.id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(c.IDs)), ",") + ")"
-		for _, id := range c.IDs {
-			args = append(args, id)
-		}
-	}
-	if len(c.Identifiers) > 0 {
-		var alts []string
-		for _, ident := range c.Identifiers {
-			if ident.HasSystem {
-				alts = append(alts, "(i.value = ? AND i.system = ?)")
-				args = append(args, ident.Value, ident.System)
-			} else {
-				alts = append(alts, "i.value = ?")
-				args = append(args, ident.Value)
-			}
-		}
-		q += ` AND EXISTS (SELECT 1 FROM resource_identifier i WHERE i.type = c.type AND i.id = c.id AND (` + strings.Join(alts, " OR ") + `))`
-	}
-	q += " ORDER BY c.id"
-	if limit > 0 {
-		q += " LIMIT ?"
-		args = append(args, limit)
-	}
-	rows, err := r.query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("match: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
-}
-
 // tx implements store.Tx.
 type tx struct {
 	reader
@@ -535,7 +501,7 @@ func (t *tx) Put(ctx context.Context, w store.Write) (*store.Resource, bool, err
 	if err := t.exec(ctx, sqlSetCurrent, res.Version, 0, res.Type, res.ID); err != nil {
 		return nil, false, fmt.Errorf("put %s/%s: %w", res.Type, res.ID, err)
 	}
-	if err := t.index(ctx, res, version > 0); err != nil {
+	if err := t.index(ctx, res, w.Index, version > 0); err != nil {
 		return nil, false, err
 	}
 	return res, !live, nil
@@ -549,15 +515,14 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 	if err != nil {
 		return nil, false, err
 	}
-	toks := resource.Identifiers(res.Body)
 	indexed := false
-	if t.s.d.combinedCreate != nil && len(toks) <= maxCombinedIdentifiers {
+	if t.s.d.combinedCreate != nil && len(w.Index) <= 500 {
 		// One round trip for the version, the current row and the index.
 		args := []any{res.Type, res.ID, res.LastUpdated.UnixMicro(), res.Method, sealed}
-		for _, tok := range toks {
-			args = append(args, tok.System, tok.Value)
+		for _, row := range w.Index {
+			args = append(args, indexArgs(row)...)
 		}
-		err = t.exec(ctx, t.s.d.combinedCreate(len(toks)), args...)
+		err = t.exec(ctx, t.s.d.combinedCreate(len(w.Index)), args...)
 		indexed = true
 	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
 		err = t.record(ctx, res, sealed)
@@ -571,7 +536,7 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 	if indexed {
 		return res, true, nil
 	}
-	return res, true, t.index(ctx, res, false)
+	return res, true, t.index(ctx, res, w.Index, false)
 }
 
 // newVersion stamps and seals the body of version v.
@@ -607,7 +572,7 @@ func (t *tx) Delete(ctx context.Context, typ, id, method string, ifMatch int64) 
 	if err := t.exec(ctx, sqlSetCurrent, res.Version, 1, typ, id); err != nil {
 		return nil, fmt.Errorf("delete %s/%s: %w", typ, id, err)
 	}
-	return res, t.index(ctx, res, true)
+	return res, t.index(ctx, res, nil, true)
 }
 
 // record appends a version.
@@ -625,28 +590,26 @@ func (t *tx) record(ctx context.Context, res *store.Resource, sealed []byte) err
 	return nil
 }
 
-// index replaces the identifier rows of the resource with those of its
-// current version (none once deleted). existed says there may be old rows.
-func (t *tx) index(ctx context.Context, res *store.Resource, existed bool) error {
+// index replaces the search index rows of the resource with rows (none
+// once deleted). existed says there may be old rows to remove.
+func (t *tx) index(ctx context.Context, res *store.Resource, rows []search.Row, existed bool) error {
 	if existed {
 		if err := t.exec(ctx, sqlUnindex, res.Type, res.ID); err != nil {
 			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
 		}
 	}
-	if res.Deleted {
-		return nil
-	}
-	toks := resource.Identifiers(res.Body)
-	if len(toks) == 0 {
-		return nil
-	}
-	q := sqlIndex(len(toks))
-	args := make([]any, 0, 4*len(toks))
-	for _, tok := range toks {
-		args = append(args, res.Type, res.ID, tok.System, tok.Value)
-	}
-	if err := t.exec(ctx, q, args...); err != nil {
-		return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+	// Large resources are indexed in batches to stay under parameter limits.
+	const batch = 100
+	for start := 0; start < len(rows); start += batch {
+		part := rows[start:min(start+batch, len(rows))]
+		args := make([]any, 0, (2+indexColumns)*len(part))
+		for _, row := range part {
+			args = append(args, res.Type, res.ID)
+			args = append(args, indexArgs(row)...)
+		}
+		if err := t.exec(ctx, sqlIndex(len(part)), args...); err != nil {
+			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+		}
 	}
 	return nil
 }

@@ -133,3 +133,25 @@ func TestCiphertextIsBoundToItsRow(t *testing.T) {
 		t.Fatalf("untouched row: %v", err)
 	}
 }
+
+// A path with URI-special characters opens that very file (a '#' once
+// silently opened a shared file named by the part before it).
+func TestSQLitePathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a#b?c%d")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gateway.db")
+	s, err := sqlstore.Open(context.Background(), path, envelope(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not created at %s: %v", path, err)
+	}
+	var mode string
+	if err := s.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; the pragmas after the path were lost", mode, err)
+	}
+}

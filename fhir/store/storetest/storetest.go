@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -26,7 +29,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IfMatch", testIfMatch},
 		{"MustExistAndMustNotExist", testExistence},
 		{"DeleteIsAVersion", testDelete},
-		{"Match", testMatch},
+		{"Search", testSearch},
+		{"SearchPaging", testSearchPaging},
 		{"History", testHistory},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
 		{"ConcurrentIfMatchOneWins", testConcurrentIfMatch},
@@ -42,8 +46,17 @@ func patient(family string) []byte {
 	return fmt.Appendf(nil, `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"%s-nhs"}],"name":[{"family":%q}]}`, family, family)
 }
 
+// indexed fills w.Index from w.Body with the real extractor.
+func indexed(w store.Write) store.Write {
+	if w.Index == nil {
+		w.Index, _ = search.R4().Extract(w.Type, w.Body)
+	}
+	return w
+}
+
 func put(t *testing.T, s store.Store, w store.Write) *store.Resource {
 	t.Helper()
+	w = indexed(w)
 	var res *store.Resource
 	err := s.InTx(context.Background(), func(tx store.Tx) error {
 		var err error
@@ -173,7 +186,7 @@ func testExistence(t *testing.T, s store.Store) {
 			put(t, s, store.Write{Type: "Patient", ID: id, Body: patient("N"), Method: "PUT"})
 		}
 		err = s.InTx(ctx, func(tx store.Tx) error {
-			_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: patient("Y"), Method: "POST", MustNotExist: true, NewID: true})
+			_, _, err := tx.Put(ctx, indexed(store.Write{Type: "Patient", ID: id, Body: patient("Y"), Method: "POST", MustNotExist: true, NewID: true}))
 			return err
 		})
 		if !errors.Is(err, store.ErrExists) {
@@ -184,7 +197,7 @@ func testExistence(t *testing.T, s store.Store) {
 	if fresh.Version != 1 {
 		t.Errorf("NewID create made version %d", fresh.Version)
 	}
-	if got, _ := s.Match(ctx, "Patient", store.Criteria{Identifiers: []store.Identifier{{Value: "F-nhs"}}}, 0); len(got) != 1 {
+	if got := ids(t, s, "Patient", "identifier=F-nhs"); fmt.Sprint(got) != "[fresh]" {
 		t.Errorf("NewID create not indexed: %v", got)
 	}
 }
@@ -211,8 +224,8 @@ func testDelete(t *testing.T, s store.Store) {
 	if err != nil || del != nil {
 		t.Errorf("second delete = %+v, %v; want nothing to do", del, err)
 	}
-	if ids, _ := s.Match(ctx, "Patient", store.Criteria{IDs: []string{"d"}}, 0); len(ids) != 0 {
-		t.Errorf("deleted resource still matches: %v", ids)
+	if got := ids(t, s, "Patient", "_id=d"); len(got) != 0 {
+		t.Errorf("deleted resource still matches: %v", got)
 	}
 	// Update after delete brings the resource back as a new version.
 	var created bool
@@ -233,41 +246,147 @@ func testDelete(t *testing.T, s store.Store) {
 	}
 }
 
-func testMatch(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	put(t, s, store.Write{Type: "Patient", ID: "a", Body: patient("A"), Method: "PUT"})
-	put(t, s, store.Write{Type: "Patient", ID: "b", Body: patient("B"), Method: "PUT"})
-	put(t, s, store.Write{Type: "Patient", ID: "c", Body: []byte(`{"resourceType":"Patient","identifier":[{"value":"A-nhs"}]}`), Method: "PUT"})
-	nhs := "https://fhir.nhs.uk/Id/nhs-number"
+// ids runs a search given as a query string and returns the ids found.
+func ids(t *testing.T, s store.Store, typ, query string) []string {
+	t.Helper()
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := search.R4().Parse(typ, params, true)
+	if err != nil {
+		t.Fatalf("%s?%s: %v", typ, query, err)
+	}
+	q.Count = 100
+	res, err := s.Search(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s?%s: %v", typ, query, err)
+	}
+	var out []string
+	for _, m := range res.Matches {
+		out = append(out, m.ID)
+	}
+	if res.Total != len(out) {
+		t.Errorf("%s?%s: total %d but %d matches", typ, query, res.Total, len(out))
+	}
+	return out
+}
+
+// testSearch checks each parameter type and modifier against the store
+// (R4 3.1.1.4, 3.1.1.5).
+func testSearch(t *testing.T, s store.Store) {
+	put(t, s, store.Write{Type: "Patient", ID: "a", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"Brontë","given":["Anne"]}],"gender":"female","birthDate":"1950-02-14","active":true,"generalPractitioner":[{"reference":"Practitioner/gp1"}],"telecom":[{"system":"email","value":"anne@example.org"}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:other","value":"9000000009"}],"name":[{"family":"Smith","given":["Bob"]}],"gender":"male","birthDate":"1961","generalPractitioner":[{"reference":"Practitioner/gp2"}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "c", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"value":"local-1"}],"name":[{"family":"Smithson","given":["Cat"]}],"gender":"female"}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000","display":"Oxford hip score"}]},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":42,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/b"},"effectivePeriod":{"start":"2025-01-01","end":"2025-06-30"},"valueQuantity":{"value":17.5,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
 	tests := []struct {
-		name string
-		c    store.Criteria
-		want []string
+		typ, query string
+		want       []string
 	}{
-		{"id", store.Criteria{IDs: []string{"a"}}, []string{"a"}},
-		{"ids or", store.Criteria{IDs: []string{"a", "b", "zz"}}, []string{"a", "b"}},
-		{"identifier any system", store.Criteria{Identifiers: []store.Identifier{{Value: "A-nhs"}}}, []string{"a", "c"}},
-		{"identifier with system", store.Criteria{Identifiers: []store.Identifier{{System: nhs, HasSystem: true, Value: "A-nhs"}}}, []string{"a"}},
-		{"identifier without system", store.Criteria{Identifiers: []store.Identifier{{HasSystem: true, Value: "A-nhs"}}}, []string{"c"}},
-		{"identifier or", store.Criteria{Identifiers: []store.Identifier{{Value: "A-nhs"}, {Value: "B-nhs"}}}, []string{"a", "b", "c"}},
-		{"id and identifier", store.Criteria{IDs: []string{"b"}, Identifiers: []store.Identifier{{Value: "A-nhs"}}}, nil},
-		{"no match", store.Criteria{Identifiers: []store.Identifier{{Value: "nobody"}}}, nil},
+		{"Patient", "_id=a,c", []string{"a", "c"}},
+		{"Patient", "family=smith", []string{"b", "c"}},
+		{"Patient", "family=BRONTE", []string{"a"}},
+		{"Patient", "family:exact=Smith", []string{"b"}},
+		{"Patient", "family:contains=mith", []string{"b", "c"}},
+		{"Patient", "name=cat", []string{"c"}},
+		{"Patient", "family=smith&given=bob", []string{"b"}},
+		{"Patient", "identifier=9000000009", []string{"a", "b"}},
+		{"Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", []string{"a"}},
+		{"Patient", "identifier=|local-1", []string{"c"}},
+		{"Patient", "identifier=urn:other|", []string{"b"}},
+		{"Patient", "gender=female", []string{"a", "c"}},
+		{"Patient", "gender:not=female", []string{"b"}},
+		{"Patient", "active:missing=true", []string{"b", "c"}},
+		{"Patient", "birthdate=1950", []string{"a"}},
+		{"Patient", "birthdate=1950-02-14", []string{"a"}},
+		{"Patient", "birthdate=ge1960", []string{"b"}},
+		{"Patient", "birthdate=lt1961-06-01", []string{"a", "b"}},
+		{"Patient", "birthdate=eb1961", []string{"a"}},
+		{"Patient", "birthdate=sa1950-02-14", []string{"b"}},
+		{"Patient", "birthdate:missing=true", []string{"c"}},
+		{"Patient", "general-practitioner=Practitioner/gp1", []string{"a"}},
+		{"Patient", "general-practitioner=gp2", []string{"b"}},
+		{"Patient", "email=anne@example.org", []string{"a"}},
+		{"Observation", "subject=Patient/a", []string{"o1"}},
+		{"Observation", "patient=b", []string{"o2"}},
+		{"Observation", "code=http://snomed.info/sct|273335000", []string{"o1", "o2"}},
+		{"Observation", "code:text=oxford", []string{"o1"}},
+		{"Observation", "date=2026-11", []string{"o1"}},
+		{"Observation", "date=2025-03", nil}, // the period covers more than March
+		{"Observation", "date=ge2025-03-01", []string{"o1", "o2"}},
+		{"Observation", "date=gt2026-01-01", []string{"o1"}},
+		{"Observation", "value-quantity=42", []string{"o1"}},
+		{"Observation", "value-quantity=gt20", []string{"o1"}},
+		{"Observation", "value-quantity=lt20|http://unitsofmeasure.org|{score}", []string{"o2"}},
+		{"Observation", "value-quantity=17.5||{score}", []string{"o2"}},
+		{"Observation", "value-quantity=ap40", []string{"o1"}},
+		{"Observation", "code=http://snomed.info/sct|273335000&subject=Patient/a,Patient/b&date=2026", []string{"o1"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Match(ctx, "Patient", tc.c, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
+		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
+			got := ids(t, s, tc.typ, tc.query)
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("Match = %v; want %v", got, tc.want)
+				t.Errorf("got %v; want %v", got, tc.want)
 			}
 		})
 	}
-	// An update replaces the identifier index.
-	put(t, s, store.Write{Type: "Patient", ID: "a", Body: patient("Z"), Method: "PUT"})
-	if got, _ := s.Match(ctx, "Patient", store.Criteria{Identifiers: []store.Identifier{{Value: "A-nhs"}}}, 0); fmt.Sprint(got) != "[c]" {
-		t.Errorf("after update Match = %v; want [c]", got)
+	// An update replaces the index; a delete removes it.
+	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Jones"}]}`)})
+	if got := ids(t, s, "Patient", "family=smith"); fmt.Sprint(got) != "[c]" {
+		t.Errorf("after update family=smith = %v; want [c]", got)
+	}
+}
+
+// Keyset paging returns every match exactly once, in order, even when
+// resources are added between pages.
+func testSearchPaging(t *testing.T, s store.Store) {
+	for i := 0; i < 7; i++ {
+		put(t, s, store.Write{Type: "Patient", ID: fmt.Sprintf("p%d", i), Method: "PUT",
+			Body: fmt.Appendf(nil, `{"resourceType":"Patient","birthDate":"19%02d"}`, 50+i%4)})
+	}
+	for _, sortSpec := range []string{"", "birthdate", "-birthdate", "_id", "-_lastUpdated"} {
+		t.Run("sort="+sortSpec, func(t *testing.T) {
+			params := url.Values{}
+			if sortSpec != "" {
+				params.Set("_sort", sortSpec)
+			}
+			q, err := search.R4().Parse("Patient", params, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Count = 3
+			var got []string
+			for page := 0; ; page++ {
+				res, err := s.Search(context.Background(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range res.Matches {
+					got = append(got, m.ID)
+				}
+				if page == 0 {
+					// A new resource sorting first must not shift later pages.
+					put(t, s, store.Write{Type: "Patient", ID: "a-new" + strings.NewReplacer("-", "", "_", "").Replace(sortSpec), Method: "PUT", Body: []byte(`{"resourceType":"Patient","birthDate":"1900"}`)})
+				}
+				if res.Next == nil {
+					break
+				}
+				if page > 10 {
+					t.Fatal("paging does not end")
+				}
+				q.Cursor = res.Next
+			}
+			seen := map[string]int{}
+			for _, id := range got {
+				seen[id]++
+			}
+			for i := 0; i < 7; i++ {
+				if id := fmt.Sprintf("p%d", i); seen[id] != 1 {
+					t.Errorf("%s seen %d times in %v", id, seen[id], got)
+				}
+			}
+		})
 	}
 }
 

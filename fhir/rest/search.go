@@ -1,0 +1,152 @@
+package rest
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// searchType: GET [base]/[type]?params and POST [base]/[type]/_search with
+// a form body (R4 3.1.1). Unknown parameters are ignored and left out of
+// the self link, or refused with Prefer: handling=strict; malformed values
+// are 400 naming the parameter. Pages continue through an opaque keyset
+// cursor, so they do not shift when data changes between them.
+func (s *Server) searchType(ctx context.Context, db store.Reader, r *Request) (*Response, error) {
+	params := r.Query
+	if r.Method == http.MethodPost {
+		form, err := url.ParseQuery(string(r.Body))
+		if err != nil {
+			return nil, outcome.New(outcome.Invalid, "the _search body is not a form: %v", err)
+		}
+		params = mergeValues(r.Query, form)
+	}
+	strict := preferHandling(r.Header) == "strict"
+	q, err := s.registry.Parse(r.Type, params, strict)
+	if err != nil {
+		return nil, err
+	}
+	summary := params.Get("_summary")
+	switch summary {
+	case "", "true", "false", "count", "data", "text":
+	default:
+		return nil, outcome.New(outcome.Invalid, "_summary=%s: use true, false, text, data or count", summary)
+	}
+	if summary == "count" {
+		q.Count = 0
+		q.Total = "accurate"
+	}
+	res, err := db.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var included []*store.Resource
+	if len(q.Include)+len(q.RevInclude) > 0 && len(res.Matches) > 0 {
+		if included, err = db.Include(ctx, q, res.Matches); err != nil {
+			return nil, err
+		}
+	}
+	b := bundle{ResourceType: "Bundle", Type: "searchset", Meta: &bundleMeta{LastUpdated: resource.Instant(time.Now())}}
+	if res.Total >= 0 {
+		b.Total = &res.Total
+	}
+	self := q.Used
+	for _, k := range []string{"_summary", "_elements", "_format", "_pretty"} {
+		if v := params.Get(k); v != "" {
+			self.Set(k, v)
+		}
+	}
+	b.Link = append(b.Link, bundleLink{"self", linkURL(r.Base, r.Type, self, "")})
+	if res.Next != nil {
+		b.Link = append(b.Link, bundleLink{"next", linkURL(r.Base, r.Type, self, res.Next.Encode())})
+	}
+	add := func(m *store.Resource, mode string) error {
+		body, err := searchView(m.Body, params, summary)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, bundleEntry{FullURL: r.Base + "/" + m.Type + "/" + m.ID, Resource: body, Search: &entrySearch{Mode: mode}})
+		return nil
+	}
+	for _, m := range res.Matches {
+		if err := add(m, "match"); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range included {
+		if err := add(m, "include"); err != nil {
+			return nil, err
+		}
+	}
+	if len(q.Ignored) > 0 {
+		b.Entry = append(b.Entry, bundleEntry{Resource: outcome.OperationOutcome(outcome.Issue{Severity: "warning", Code: "not-supported",
+			Diagnostics: "ignored unknown or unsupported search parameters: " + strings.Join(q.Ignored, ", ")}), Search: &entrySearch{Mode: "outcome"}})
+	}
+	return &Response{Status: http.StatusOK, Body: marshal(b)}, nil
+}
+
+// searchView applies _summary and _elements to a search result.
+func searchView(body []byte, params url.Values, summary string) ([]byte, error) {
+	switch summary {
+	case "true":
+		return resource.Summary(body)
+	case "data":
+		obj, err := resource.ParseObject(body)
+		if err != nil {
+			return nil, err
+		}
+		return obj.Delete("text").Bytes(), nil
+	case "text":
+		return resource.Elements(body, []string{"text"})
+	}
+	if el := params.Get("_elements"); el != "" {
+		return resource.Elements(body, strings.Split(el, ","))
+	}
+	return body, nil
+}
+
+func mergeValues(a, b url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range a {
+		out[k] = append(out[k], v...)
+	}
+	for k, v := range b {
+		out[k] = append(out[k], v...)
+	}
+	return out
+}
+
+// preferHandling is the Prefer: handling value (strict or lenient).
+func preferHandling(h http.Header) string {
+	for _, v := range h.Values("Prefer") {
+		for _, p := range strings.Split(v, ",") {
+			k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "handling") {
+				return strings.TrimSpace(val)
+			}
+		}
+	}
+	return "lenient"
+}
+
+func linkURL(base, path string, params url.Values, cursor string) string {
+	out := url.Values{}
+	for k, v := range params {
+		if k != "_cursor" {
+			out[k] = v
+		}
+	}
+	if cursor != "" {
+		out.Set("_cursor", cursor)
+	}
+	u := base + "/" + path
+	if len(out) > 0 {
+		u += "?" + out.Encode()
+	}
+	return u
+}

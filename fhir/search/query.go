@@ -1,0 +1,432 @@
+package search
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/outcome"
+)
+
+// Query is a parsed type-level search (R4 3.1.1).
+type Query struct {
+	Type string
+	// Where are the criteria; all must hold (AND). Each clause's values are
+	// alternatives (OR).
+	Where []Clause
+	// Count is the page size; Cursor continues a previous page.
+	Count  int
+	Cursor *Cursor
+	Sort   []SortKey
+	// Total is "none", "estimate" or "accurate" (empty: accurate).
+	Total      string
+	Include    []Include
+	RevInclude []Include
+	// Ignored lists parameters the server does not know or support; they
+	// are left out of the self link (or refused under handling=strict).
+	Ignored []string
+	// Used are the parameters honoured, for the self link.
+	Used url.Values
+}
+
+// Clause is one search parameter with its modifier and values.
+type Clause struct {
+	Code     string // parameter code (_id and _lastUpdated are store columns)
+	Type     string // parameter type
+	Modifier string
+	// Missing is set for :missing (true: no value; false: some value).
+	Missing *bool
+	Values  []Value
+}
+
+// Value is one value of a clause, parsed for its parameter type.
+type Value struct {
+	Prefix string // eq ne gt lt ge le sa eb ap (date, number, quantity)
+	// token and quantity units, reference identifiers
+	System    string
+	HasSystem bool
+	Code      string
+	// string, uri, token :text, reference URL
+	Text string
+	// reference
+	RefType, RefID string
+	// date: [DLow, DHigh) in microseconds
+	DLow, DHigh int64
+	// number and quantity: the value and its implicit range [NLow, NHigh)
+	Num, NLow, NHigh float64
+}
+
+// SortKey is one _sort key.
+type SortKey struct {
+	Code string
+	Type string
+	Desc bool
+}
+
+// Include is an _include or _revinclude: resources of SourceType whose
+// reference parameter Param points at (or from) the matches.
+type Include struct {
+	SourceType string
+	Param      string // "*" for every reference parameter
+	TargetType string
+	Iterate    bool
+}
+
+// Cursor continues a search after the last row of a page: the values of its
+// sort keys and its id (keyset paging, so pages do not shift when data
+// changes between them).
+type Cursor struct {
+	Keys []any  `json:"k"`
+	ID   string `json:"i"`
+}
+
+// Encode renders the cursor as an opaque token.
+func (c *Cursor) Encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a token made by Encode.
+func DecodeCursor(s string) (*Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	var c Cursor
+	if err := dec.Decode(&c); err != nil || c.ID == "" {
+		return nil, outcome.New(outcome.Invalid, "bad cursor")
+	}
+	return &c, nil
+}
+
+// resultParams shape the response rather than select resources; REST
+// handles them.
+var resultParams = map[string]bool{"_format": true, "_pretty": true, "_summary": true, "_elements": true, "_contained": true, "_containedType": true}
+
+// DefaultCount and MaxCount bound page sizes.
+const (
+	DefaultCount = 20
+	MaxCount     = 1000
+)
+
+func invalid(param, format string, args ...any) error {
+	e := outcome.New(outcome.Invalid, "search parameter %s: "+format, append([]any{param}, args...)...)
+	e.Issues[0].Expression = []string{param}
+	return e
+}
+
+// Parse reads the search parameters of a type-level search. Unknown or
+// unsupported parameters are listed in Ignored; strict makes them an error
+// (Prefer: handling=strict). Malformed values are always errors naming the
+// parameter.
+func (r *Registry) Parse(typ string, params url.Values, strict bool) (*Query, error) {
+	q := &Query{Type: typ, Count: DefaultCount, Used: url.Values{}}
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		values := params[name]
+		if resultParams[name] {
+			continue
+		}
+		code, modifier, _ := strings.Cut(name, ":")
+		var err error
+		switch code {
+		case "_count":
+			n, err := strconv.Atoi(values[0])
+			if err != nil || n < 0 {
+				return nil, invalid(name, "%q is not a non-negative integer", values[0])
+			}
+			q.Count = min(n, MaxCount)
+			q.Used.Set(name, strconv.Itoa(q.Count))
+			continue
+		case "_cursor":
+			if q.Cursor, err = DecodeCursor(values[0]); err != nil {
+				return nil, invalid(name, "not a cursor this server issued")
+			}
+			continue
+		case "_sort":
+			if q.Sort, err = r.parseSort(typ, strings.Join(values, ",")); err != nil {
+				return nil, err
+			}
+			q.Used[name] = values
+			continue
+		case "_total":
+			switch values[0] {
+			case "none", "estimate", "accurate":
+				q.Total = values[0]
+				q.Used.Set(name, values[0])
+			default:
+				return nil, invalid(name, "must be none, estimate or accurate")
+			}
+			continue
+		case "_include", "_revinclude":
+			for _, v := range values {
+				inc, err := r.parseInclude(name, v, modifier == "iterate" || modifier == "recurse")
+				if err != nil {
+					return nil, err
+				}
+				if code == "_include" {
+					q.Include = append(q.Include, inc)
+				} else {
+					q.RevInclude = append(q.RevInclude, inc)
+				}
+			}
+			q.Used[name] = values
+			continue
+		}
+		var p *Param
+		if code == "_id" {
+			p = &Param{Code: "_id", Type: "token"}
+		} else {
+			var ok bool
+			p, ok = r.Lookup(typ, code)
+			if !ok || !p.Indexed() && code != "_lastUpdated" {
+				if strict {
+					return nil, invalid(name, "is not supported for %s", typ)
+				}
+				q.Ignored = append(q.Ignored, name)
+				continue
+			}
+		}
+		for _, v := range values {
+			c, err := parseClause(p, modifier, v)
+			if err != nil {
+				if oe, ok := err.(*outcome.Error); ok && oe.Kind == outcome.MethodNotAllowed {
+					if strict {
+						return nil, invalid(name, "modifier :%s is not supported", modifier)
+					}
+					q.Ignored = append(q.Ignored, name)
+					continue
+				}
+				return nil, err
+			}
+			q.Where = append(q.Where, c)
+			q.Used.Add(name, v)
+		}
+	}
+	return q, nil
+}
+
+var supportedModifiers = map[string][]string{
+	"string":    {"exact", "contains", "missing"},
+	"token":     {"text", "not", "missing"},
+	"reference": {"identifier", "missing"},
+	"uri":       {"below", "above", "missing"},
+	"date":      {"missing"},
+	"number":    {"missing"},
+	"quantity":  {"missing"},
+}
+
+func parseClause(p *Param, modifier, raw string) (Clause, error) {
+	name := p.Code
+	if modifier != "" {
+		name += ":" + modifier
+	}
+	c := Clause{Code: p.Code, Type: p.Type, Modifier: modifier}
+	if modifier == "missing" {
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return c, invalid(name, "must be true or false")
+		}
+		c.Missing = &b
+		return c, nil
+	}
+	if modifier != "" && !(p.Type == "reference" && modifier[0] >= 'A' && modifier[0] <= 'Z') {
+		ok := false
+		for _, m := range supportedModifiers[p.Type] {
+			ok = ok || m == modifier
+		}
+		if !ok {
+			return c, &outcome.Error{Kind: outcome.MethodNotAllowed}
+		}
+	}
+	for _, alt := range splitValues(raw) {
+		v, err := parseValue(p, modifier, alt)
+		if err != nil {
+			return c, invalid(name, "%v", err)
+		}
+		c.Values = append(c.Values, v)
+	}
+	return c, nil
+}
+
+// splitValues splits on unescaped commas and removes \ escapes (R4
+// 3.1.1.5.7).
+func splitValues(v string) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '\\' && i+1 < len(v):
+			i++
+			cur.WriteByte(v[i])
+		case v[i] == ',':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(v[i])
+		}
+	}
+	return append(out, cur.String())
+}
+
+type parseError string
+
+func (e parseError) Error() string { return string(e) }
+
+var prefixes = []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"}
+
+func splitPrefix(s string) (string, string) {
+	if len(s) > 2 {
+		for _, p := range prefixes {
+			if strings.HasPrefix(s, p) && (s[2] >= '0' && s[2] <= '9' || s[2] == '-' || s[2] == '.') {
+				return p, s[2:]
+			}
+		}
+	}
+	return "eq", s
+}
+
+func parseValue(p *Param, modifier, s string) (Value, error) {
+	var v Value
+	if s == "" {
+		return v, parseError("empty value")
+	}
+	switch p.Type {
+	case "string":
+		v.Text = s
+	case "uri":
+		v.Text = s
+	case "token":
+		if modifier == "text" {
+			v.Text = s
+			break
+		}
+		if sys, code, ok := strings.Cut(s, "|"); ok {
+			v.System, v.HasSystem, v.Code = sys, true, code
+			if sys == "" && code == "" {
+				return v, parseError("'|' alone is not a token")
+			}
+		} else {
+			v.Code = s
+		}
+	case "reference":
+		if modifier == "identifier" {
+			sys, code, ok := strings.Cut(s, "|")
+			if !ok {
+				code = s
+			}
+			v.System, v.HasSystem, v.Code = sys, ok, code
+			break
+		}
+		if strings.Contains(s, "://") {
+			v.Text = s
+			if t, id, ok := splitReference(s); ok {
+				v.RefType, v.RefID = t, id
+			}
+			break
+		}
+		if t, id, ok := splitReference(s); ok {
+			v.RefType, v.RefID = t, id
+		} else if strings.Contains(s, "/") {
+			return v, parseError("reference " + strconv.Quote(s) + " is not [type]/[id]")
+		} else {
+			v.RefID = s
+		}
+		if modifier != "" && modifier[0] >= 'A' && modifier[0] <= 'Z' {
+			v.RefType = modifier
+		}
+	case "date":
+		v.Prefix, s = splitPrefix(s)
+		lo, hi, ok := DateRange(s)
+		if !ok {
+			return v, parseError(strconv.Quote(s) + " is not a FHIR date, dateTime or instant")
+		}
+		v.DLow, v.DHigh = lo, hi
+	case "number":
+		v.Prefix, s = splitPrefix(s)
+		lo, hi, ok := numberRange(s)
+		if !ok || strings.ContainsAny(s, " |") {
+			return v, parseError(strconv.Quote(s) + " is not a number")
+		}
+		v.Num, v.NLow, v.NHigh = (lo+hi)/2, lo, hi
+	case "quantity":
+		v.Prefix, s = splitPrefix(s)
+		num, rest, hasUnit := strings.Cut(s, "|")
+		lo, hi, ok := numberRange(num)
+		if !ok {
+			return v, parseError(strconv.Quote(num) + " is not a number")
+		}
+		v.Num, v.NLow, v.NHigh = (lo+hi)/2, lo, hi
+		if hasUnit {
+			sys, code, ok := strings.Cut(rest, "|")
+			if !ok {
+				return v, parseError("a quantity is number|system|code")
+			}
+			v.System, v.HasSystem, v.Code = sys, sys != "", code
+		}
+	default:
+		return v, parseError("parameters of type " + p.Type + " are not supported")
+	}
+	if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
+		return v, parseError("not a finite number")
+	}
+	return v, nil
+}
+
+func (r *Registry) parseSort(typ, spec string) ([]SortKey, error) {
+	var keys []SortKey
+	for _, k := range strings.Split(spec, ",") {
+		k = strings.TrimSpace(k)
+		desc := strings.HasPrefix(k, "-")
+		k = strings.TrimPrefix(k, "-")
+		switch k {
+		case "_id":
+			keys = append(keys, SortKey{Code: k, Type: "token", Desc: desc})
+			continue
+		case "_lastUpdated":
+			keys = append(keys, SortKey{Code: k, Type: "date", Desc: desc})
+			continue
+		}
+		p, ok := r.Lookup(typ, k)
+		if !ok || !p.Indexed() {
+			return nil, invalid("_sort", "cannot sort %s by %q", typ, k)
+		}
+		keys = append(keys, SortKey{Code: k, Type: p.Type, Desc: desc})
+	}
+	return keys, nil
+}
+
+func (r *Registry) parseInclude(name, v string, iterate bool) (Include, error) {
+	parts := strings.Split(v, ":")
+	if v == "*" {
+		return Include{SourceType: "*", Param: "*", Iterate: iterate}, nil
+	}
+	if len(parts) < 2 || len(parts) > 3 {
+		return Include{}, invalid(name, "%q is not [type]:[parameter][:targettype]", v)
+	}
+	inc := Include{SourceType: parts[0], Param: parts[1], Iterate: iterate}
+	if len(parts) == 3 {
+		inc.TargetType = parts[2]
+	}
+	if inc.Param != "*" {
+		p, ok := r.Lookup(inc.SourceType, inc.Param)
+		if !ok || p.Type != "reference" {
+			return Include{}, invalid(name, "%s has no reference parameter %q", inc.SourceType, inc.Param)
+		}
+	}
+	return inc, nil
+}
+
+// Now is the clock used for ap (approximately) on dates; tests may set it.
+var Now = time.Now

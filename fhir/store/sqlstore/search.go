@@ -1,0 +1,529 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/promsgateway/gateway/fhir/search"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// query accumulates SQL text and its arguments in order.
+type query struct {
+	b    strings.Builder
+	args []any
+}
+
+func (q *query) add(sql string, args ...any) {
+	q.b.WriteString(sql)
+	q.args = append(q.args, args...)
+}
+
+// Search implements store.Reader.
+func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
+	return s.reader().Search(ctx, q)
+}
+
+// Include implements store.Reader.
+func (s *Store) Include(ctx context.Context, q *search.Query, matches []*store.Resource) ([]*store.Resource, error) {
+	return s.reader().Include(ctx, q, matches)
+}
+
+const fromCurrent = ` FROM resource_current c JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version`
+
+func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResult, error) {
+	var where query
+	where.add(` WHERE c.type = ? AND c.deleted = 0 AND c.version > 0`, sq.Type)
+	for _, c := range sq.Where {
+		where.add(" AND ")
+		clause(&where, c)
+	}
+	res := &store.SearchResult{Total: -1}
+	if sq.Total != "none" {
+		if err := r.queryRow(ctx, `SELECT COUNT(*)`+fromCurrent+where.b.String(), where.args...).Scan(&res.Total); err != nil {
+			return nil, fmt.Errorf("search count: %w", err)
+		}
+	}
+	if sq.Count == 0 {
+		return res, nil
+	}
+	keys := sortKeys(sq)
+	var sel query
+	sel.add(`SELECT ` + versionColumns)
+	for _, k := range keys {
+		sel.add(", ")
+		sel.add(k.sql, k.args...)
+	}
+	sel.add(fromCurrent)
+	sel.add(where.b.String(), where.args...)
+	if sq.Cursor != nil {
+		if len(sq.Cursor.Keys) != len(keys) {
+			return nil, fmt.Errorf("search: cursor does not fit the sort: %w", errBadCursor)
+		}
+		sel.add(" AND ")
+		keyset(&sel, keys, sq.Cursor)
+	}
+	sel.add(" ORDER BY ")
+	for _, k := range keys {
+		sel.add(k.sql, k.args...)
+		if k.desc {
+			sel.add(" DESC")
+		}
+		sel.add(", ")
+	}
+	sel.add("c.id LIMIT ?", sq.Count+1)
+	rows, err := r.query(ctx, sel.b.String(), sel.args...)
+	if err != nil {
+		return nil, fmt.Errorf("search: %w", err)
+	}
+	defer rows.Close()
+	type found struct {
+		res  *store.Resource
+		body []byte
+		keys []any
+	}
+	var got []found
+	for rows.Next() {
+		kv := make([]any, len(keys))
+		ptrs := make([]any, len(keys))
+		for i := range kv {
+			ptrs[i] = &kv[i]
+		}
+		res, body, err := scanVersion(rows, ptrs...)
+		if err != nil {
+			return nil, err
+		}
+		got = append(got, found{res, body, kv})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if len(got) > sq.Count {
+		last := got[sq.Count-1]
+		res.Next = &search.Cursor{Keys: normaliseKeys(last.keys), ID: last.res.ID}
+		got = got[:sq.Count]
+	}
+	for _, g := range got {
+		if err := r.open(ctx, g.res, g.body); err != nil {
+			return nil, err
+		}
+		res.Matches = append(res.Matches, g.res)
+	}
+	return res, nil
+}
+
+var errBadCursor = fmt.Errorf("bad cursor")
+
+// normaliseKeys makes scanned key values JSON-stable.
+func normaliseKeys(kv []any) []any {
+	out := make([]any, len(kv))
+	for i, v := range kv {
+		if b, ok := v.([]byte); ok {
+			v = string(b)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+// sortKey is an ORDER BY expression; nulls (no value) sort last through a
+// sentinel so that keyset paging can compare every row.
+type sortKey struct {
+	sql  string
+	args []any
+	desc bool
+	kind string // text, int, float
+}
+
+func sortKeys(q *search.Query) []sortKey {
+	var keys []sortKey
+	for _, k := range q.Sort {
+		var sk sortKey
+		sk.desc = k.Desc
+		switch {
+		case k.Code == "_id":
+			sk.sql, sk.kind = "c.id", "text"
+		case k.Code == "_lastUpdated":
+			sk.sql, sk.kind = "v.last_updated", "int"
+		default:
+			agg, col, kind := "MIN", "s.val", "text"
+			switch k.Type {
+			case "date":
+				col, kind = "s.dlow", "int"
+				if k.Desc {
+					col = "s.dhigh"
+				}
+			case "number", "quantity":
+				col, kind = "s.nlow", "float"
+				if k.Desc {
+					col = "s.nhigh"
+				}
+			}
+			if k.Desc {
+				agg = "MAX"
+			}
+			sentinel := map[string]string{"text": "'\U0010FFFF'", "int": "9223372036854775807", "float": "1e308"}[kind]
+			if k.Desc {
+				sentinel = map[string]string{"text": "''", "int": "-9223372036854775807", "float": "-1e308"}[kind]
+			}
+			sk.sql = fmt.Sprintf("COALESCE((SELECT %s(%s) FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?), %s)", agg, col, sentinel)
+			sk.args, sk.kind = []any{k.Code}, kind
+		}
+		keys = append(keys, sk)
+	}
+	return keys
+}
+
+// keyset adds the condition "after the cursor" in sort order, the id
+// breaking ties.
+func keyset(q *query, keys []sortKey, c *search.Cursor) {
+	var rec func(i int)
+	rec = func(i int) {
+		if i == len(keys) {
+			q.add("c.id > ?", c.ID)
+			return
+		}
+		k := keys[i]
+		v := cursorValue(c.Keys[i], k.kind)
+		op := ">"
+		if k.desc {
+			op = "<"
+		}
+		q.add("(")
+		q.add(k.sql, k.args...)
+		q.add(" "+op+" ?", v)
+		q.add(" OR (")
+		q.add(k.sql, k.args...)
+		q.add(" = ?", v)
+		q.add(" AND ")
+		rec(i + 1)
+		q.add("))")
+	}
+	q.add("(")
+	rec(0)
+	q.add(")")
+}
+
+func cursorValue(v any, kind string) any {
+	switch x := v.(type) {
+	case int64, float64, string:
+		return x
+	case []byte:
+		return string(x)
+	}
+	n, isNum := v.(json.Number)
+	switch kind {
+	case "int":
+		if isNum {
+			i, _ := n.Int64()
+			return i
+		}
+	case "float":
+		if isNum {
+			f, _ := n.Float64()
+			return f
+		}
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// clause renders one search clause as a condition on c (resource_current)
+// and v (its current version).
+func clause(q *query, c search.Clause) {
+	if c.Code == "_id" {
+		ids := make([]any, 0, len(c.Values))
+		for _, v := range c.Values {
+			ids = append(ids, v.Code)
+		}
+		if c.Missing != nil {
+			q.add(map[bool]string{true: "1 = 0", false: "1 = 1"}[*c.Missing])
+			return
+		}
+		neg := ""
+		if c.Modifier == "not" {
+			neg = "NOT "
+		}
+		q.add("c.id "+neg+"IN ("+placeholders(len(ids))+")", ids...)
+		return
+	}
+	if c.Code == "_lastUpdated" {
+		q.add("(")
+		for i, v := range c.Values {
+			if i > 0 {
+				q.add(" OR ")
+			}
+			dateCondition(q, "v.last_updated", "(v.last_updated + 1)", v)
+		}
+		q.add(")")
+		return
+	}
+	exists := func(neg bool, match func()) {
+		if neg {
+			q.add("NOT ")
+		}
+		q.add("EXISTS (SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?", c.Code)
+		if match != nil {
+			q.add(" AND (")
+			match()
+			q.add(")")
+		}
+		q.add(")")
+	}
+	if c.Missing != nil {
+		exists(*c.Missing, nil)
+		return
+	}
+	exists(c.Modifier == "not", func() {
+		for i, v := range c.Values {
+			if i > 0 {
+				q.add(" OR ")
+			}
+			valueCondition(q, c, v)
+		}
+	})
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// likeEscape escapes LIKE wildcards in s for ESCAPE '\'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+func valueCondition(q *query, c search.Clause, v search.Value) {
+	switch c.Type {
+	case "string":
+		switch c.Modifier {
+		case "exact":
+			q.add("s.raw = ?", v.Text)
+		case "contains":
+			q.add(`s.val LIKE ? ESCAPE '\'`, "%"+likeEscape(search.Normalize(v.Text))+"%")
+		default:
+			q.add(`s.val LIKE ? ESCAPE '\'`, likeEscape(search.Normalize(v.Text))+"%")
+		}
+	case "token":
+		switch {
+		case c.Modifier == "text":
+			q.add(`s.raw LIKE ? ESCAPE '\'`, likeEscape(search.Normalize(v.Text))+"%")
+		case v.HasSystem && v.Code == "":
+			q.add("s.sys = ?", v.System)
+		case v.HasSystem:
+			q.add("(s.sys = ? AND s.val = ?)", v.System, v.Code)
+		default:
+			q.add("s.val = ?", v.Code)
+		}
+	case "reference":
+		switch {
+		case c.Modifier == "identifier":
+			if v.HasSystem {
+				q.add("(s.raw = '#identifier' AND s.sys = ? AND s.val = ?)", v.System, v.Code)
+			} else {
+				q.add("(s.raw = '#identifier' AND s.val = ?)", v.Code)
+			}
+		case v.Text != "":
+			q.add("(s.raw = ?", v.Text)
+			if v.RefType != "" {
+				q.add(" OR (s.sys = ? AND s.val = ?)", v.RefType, v.RefID)
+			}
+			q.add(")")
+		case v.RefType != "":
+			q.add("(s.sys = ? AND s.val = ? AND s.raw <> '#identifier')", v.RefType, v.RefID)
+		default:
+			q.add("(s.val = ? AND s.raw <> '#identifier')", v.RefID)
+		}
+	case "uri":
+		switch c.Modifier {
+		case "below":
+			q.add(`s.val LIKE ? ESCAPE '\'`, likeEscape(v.Text)+"%")
+		case "above":
+			q.add("? LIKE (s.val || '%')", v.Text)
+		default:
+			q.add("s.val = ?", v.Text)
+		}
+	case "date":
+		dateCondition(q, "s.dlow", "s.dhigh", v)
+	case "number":
+		numberCondition(q, v)
+	case "quantity":
+		q.add("(")
+		numberCondition(q, v)
+		switch {
+		case v.HasSystem:
+			q.add(" AND s.sys = ? AND s.val = ?", v.System, v.Code)
+		case v.Code != "":
+			q.add(" AND (s.val = ? OR s.raw = ?)", v.Code, v.Code)
+		}
+		q.add(")")
+	default:
+		q.add("1 = 0")
+	}
+}
+
+// dateCondition compares a stored range [lo, hi) with the search value's
+// range [L, H) for each prefix (R4 3.1.1.4.2).
+func dateCondition(q *query, lo, hi string, v search.Value) {
+	L, H := v.DLow, v.DHigh
+	switch v.Prefix {
+	case "ne":
+		q.add("NOT ("+lo+" >= ? AND "+hi+" <= ?)", L, H)
+	case "gt":
+		q.add(hi+" > ?", H)
+	case "lt":
+		q.add(lo+" < ?", L)
+	case "ge":
+		q.add("("+hi+" > ? OR ("+lo+" >= ? AND "+hi+" <= ?))", H, L, H)
+	case "le":
+		q.add("("+lo+" < ? OR ("+lo+" >= ? AND "+hi+" <= ?))", L, L, H)
+	case "sa":
+		q.add(lo+" >= ?", H)
+	case "eb":
+		q.add(hi+" <= ?", L)
+	case "ap":
+		// Approximately: within 10% of the distance from now, at least a day.
+		now := search.Now().UnixMicro()
+		delta := int64(math.Abs(float64(now-L)) * 0.1)
+		delta = max(delta, 86_400_000_000)
+		q.add("("+lo+" < ? AND "+hi+" > ?)", H+delta, L-delta)
+	default: // eq
+		q.add("("+lo+" >= ? AND "+hi+" <= ?)", L, H)
+	}
+}
+
+// numberCondition compares the stored value (the middle of its implicit
+// range) with the search value and its implicit range (R4 3.1.1.4.1).
+func numberCondition(q *query, v search.Value) {
+	mid := "((s.nlow + s.nhigh) / 2)"
+	switch v.Prefix {
+	case "ne":
+		q.add("NOT ("+mid+" >= ? AND "+mid+" < ?)", v.NLow, v.NHigh)
+	case "gt", "sa":
+		q.add(mid+" > ?", v.Num)
+	case "lt", "eb":
+		q.add(mid+" < ?", v.Num)
+	case "ge":
+		q.add(mid+" >= ?", v.Num)
+	case "le":
+		q.add(mid+" <= ?", v.Num)
+	case "ap":
+		d := math.Abs(v.Num) * 0.1
+		q.add("("+mid+" >= ? AND "+mid+" <= ?)", v.Num-d, v.Num+d)
+	default:
+		q.add("("+mid+" >= ? AND "+mid+" < ?)", v.NLow, v.NHigh)
+	}
+}
+
+// Include implements store.Reader: _include follows the matches' reference
+// parameters to their targets, _revinclude finds resources whose reference
+// parameters point at the matches; :iterate repeats on what was included,
+// up to three rounds.
+func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.Resource) ([]*store.Resource, error) {
+	seen := map[string]bool{}
+	for _, m := range matches {
+		seen[m.Type+"/"+m.ID] = true
+	}
+	var out []*store.Resource
+	frontier := matches
+	for round := 0; round < 3 && len(frontier) > 0; round++ {
+		var next []*store.Resource
+		add := func(typ, id string) error {
+			key := typ + "/" + id
+			if seen[key] {
+				return nil
+			}
+			seen[key] = true
+			res, err := r.Read(ctx, typ, id)
+			if err == store.ErrNotFound {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !res.Deleted {
+				next = append(next, res)
+			}
+			return nil
+		}
+		for _, inc := range sq.Include {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			for _, m := range frontier {
+				if inc.SourceType != "*" && inc.SourceType != m.Type {
+					continue
+				}
+				var q query
+				q.add("SELECT s.sys, s.val FROM search_index s WHERE s.res_type = ? AND s.res_id = ? AND s.sys <> '' AND s.raw <> '#identifier'", m.Type, m.ID)
+				if inc.Param != "*" {
+					q.add(" AND s.param = ?", inc.Param)
+				} else {
+					q.add(" AND s.param IN (SELECT DISTINCT s2.param FROM search_index s2 WHERE s2.res_type = ? AND s2.sys <> '' AND s2.raw <> '#identifier')", m.Type)
+				}
+				if inc.TargetType != "" {
+					q.add(" AND s.sys = ?", inc.TargetType)
+				}
+				targets, err := r.pairs(ctx, q)
+				if err != nil {
+					return nil, err
+				}
+				for _, t := range targets {
+					if err := add(t[0], t[1]); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		for _, inc := range sq.RevInclude {
+			if round > 0 && !inc.Iterate {
+				continue
+			}
+			for _, m := range frontier {
+				var q query
+				q.add("SELECT DISTINCT s.res_type, s.res_id FROM search_index s WHERE s.sys = ? AND s.val = ? AND s.raw <> '#identifier'", m.Type, m.ID)
+				if inc.SourceType != "*" {
+					q.add(" AND s.res_type = ?", inc.SourceType)
+				}
+				if inc.Param != "*" {
+					q.add(" AND s.param = ?", inc.Param)
+				}
+				sources, err := r.pairs(ctx, q)
+				if err != nil {
+					return nil, err
+				}
+				for _, src := range sources {
+					if err := add(src[0], src[1]); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		out = append(out, next...)
+		frontier = next
+	}
+	return out, nil
+}
+
+func (r reader) pairs(ctx context.Context, q query) ([][2]string, error) {
+	rows, err := r.query(ctx, q.b.String(), q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("include: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			return nil, err
+		}
+		out = append(out, [2]string{a, b})
+	}
+	return out, rows.Err()
+}
