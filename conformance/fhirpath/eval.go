@@ -450,11 +450,6 @@ func upperFirst(s string) string {
 
 // isType implements is/as/ofType: FHIR types by FHIR name (with or without
 // "FHIR."), System types by System name (with or without "System.").
-func (ev *evaluator) isType(v Value, typ string) bool {
-	ok, _ := ev.isTypeChecked(v, typ, false)
-	return ok
-}
-
 var systemTypes = map[string]bool{"Boolean": true, "String": true, "Integer": true, "Decimal": true, "Date": true, "DateTime": true, "Time": true, "Quantity": true, "Any": true}
 
 // isTypeChecked is isType that also reports a type name that names no

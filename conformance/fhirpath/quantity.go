@@ -71,17 +71,17 @@ func quantityArithmetic(op string, q Quantity, other Value) (Collection, error) 
 	case Quantity:
 		switch op {
 		case "+", "-":
-			dq, vq, _ := inBase(q)
+			dq, _, _ := inBase(q)
 			do, vo, _ := inBase(o)
 			if dq != do {
 				return nil, evalErrorf("cannot %s %s and %s", op, q, o)
 			}
+			vq := q.Value.r
 			if q.Unit == o.Unit {
-				vq, vo = q.Value.r, o.Value.r
+				vo = o.Value.r
 			} else {
 				// Express the result in q's unit.
 				vo = new(big.Rat).Quo(vo, units[q.Unit].factor)
-				vq = q.Value.r
 			}
 			r := new(big.Rat)
 			if op == "+" {

@@ -10,7 +10,8 @@ import (
 func entries(t *testing.T, r reply) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, e := range r.json(t)["entry"].([]any) {
+	list, _ := r.json(t)["entry"].([]any)
+	for _, e := range list {
 		out = append(out, e.(map[string]any))
 	}
 	return out

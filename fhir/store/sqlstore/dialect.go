@@ -89,8 +89,9 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:     "postgres",
-	numbered: true,
+	name:           "postgres",
+	numbered:       true,
+	combinedCreate: postgresCreate,
 	schema: []string{
 		`CREATE TABLE IF NOT EXISTS resource_version (
 			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

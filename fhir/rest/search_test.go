@@ -1,0 +1,212 @@
+package rest_test
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
+)
+
+func ids(t *testing.T, r reply) []string {
+	t.Helper()
+	var out []string
+	for _, e := range entries(t, r) {
+		if field(e, "search", "mode") == "match" {
+			out = append(out, field(e, "resource", "id").(string))
+		}
+	}
+	return out
+}
+
+func TestSearchAPI(t *testing.T) {
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		expect(t, g.do("PUT", "/Organization/gp", `{"resourceType":"Organization","id":"gp","name":"Leeds GP"}`), 201)
+		for i := 0; i < 5; i++ {
+			body := fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","name":[{"family":"Smith%d"}],"birthDate":"19%d0","managingOrganization":{"reference":"Organization/gp"}}`, i, i, 5+i)
+			expect(t, g.do("PUT", fmt.Sprintf("/Patient/p%d", i), body), 201)
+			obs := fmt.Sprintf(`{"resourceType":"Observation","id":"o%d","status":"final","code":{"text":"OHS"},"subject":{"reference":"Patient/p%d"},"valueInteger":%d}`, i, i, 30+i)
+			expect(t, g.do("PUT", fmt.Sprintf("/Observation/o%d", i), obs), 201)
+		}
+		r := g.do("GET", "/Patient?family=smith&_count=2&_sort=-birthdate", "")
+		expect(t, r, 200)
+		b := r.json(t)
+		if b["type"] != "searchset" || b["total"] != float64(5) {
+			t.Fatalf("searchset: %.300s", r.body)
+		}
+		var got []string
+		for page := 0; ; page++ {
+			got = append(got, ids(t, r)...)
+			var next string
+			for _, l := range r.json(t)["link"].([]any) {
+				if l.(map[string]any)["relation"] == "next" {
+					next = l.(map[string]any)["url"].(string)
+				}
+			}
+			if next == "" {
+				break
+			}
+			if page > 5 {
+				t.Fatal("paging does not end")
+			}
+			r = g.do("GET", strings.TrimPrefix(next, g.url), "")
+			expect(t, r, 200)
+		}
+		if fmt.Sprint(got) != "[p4 p3 p2 p1 p0]" {
+			t.Errorf("paged, sorted by -birthdate: %v", got)
+		}
+
+		// POST _search with a form body finds the same.
+		f := g.do("POST", "/Patient/_search", "family=smith3", "Content-Type", "application/x-www-form-urlencoded")
+		expect(t, f, 200)
+		if fmt.Sprint(ids(t, f)) != "[p3]" {
+			t.Errorf("POST _search: %s", f.body)
+		}
+
+		// _include and _revinclude mark what they add as include.
+		inc := g.do("GET", "/Observation?_id=o1&_include=Observation:subject&_include:iterate=Patient:organization", "")
+		modes := map[string]string{}
+		for _, e := range entries(t, inc) {
+			modes[field(e, "resource", "resourceType").(string)+"/"+field(e, "resource", "id").(string)] = field(e, "search", "mode").(string)
+		}
+		if modes["Observation/o1"] != "match" || modes["Patient/p1"] != "include" || modes["Organization/gp"] != "include" || len(modes) != 3 {
+			t.Errorf("_include: %v", modes)
+		}
+		rev := g.do("GET", "/Patient?_id=p2&_revinclude=Observation:subject", "")
+		if n := len(entries(t, rev)); n != 2 {
+			t.Errorf("_revinclude gave %d entries: %s", n, rev.body)
+		}
+
+		// Unknown parameters are ignored and left out of the self link.
+		u := g.do("GET", "/Patient?family=smith0&shoe-size=9", "")
+		expect(t, u, 200)
+		self := u.json(t)["link"].([]any)[0].(map[string]any)["url"].(string)
+		if strings.Contains(self, "shoe-size") || !strings.Contains(self, "family=smith0") || len(ids(t, u)) != 1 {
+			t.Errorf("ignored parameter: self %s, %s", self, u.body)
+		}
+
+		c := g.do("GET", "/Observation?_summary=count", "")
+		if c.json(t)["total"] != float64(5) || c.json(t)["entry"] != nil {
+			t.Errorf("_summary=count: %s", c.body)
+		}
+		n := g.do("GET", "/Observation?_total=none&subject=Patient/p1,Patient/p2,Patient/p3", "")
+		if n.json(t)["total"] != nil || len(ids(t, n)) != 3 {
+			t.Errorf("_total=none: %s", n.body)
+		}
+		s := g.do("GET", "/Patient?_id=p1&_summary=true", "")
+		if !strings.Contains(string(s.body), "SUBSETTED") {
+			t.Errorf("_summary=true entries not subsetted: %s", s.body)
+		}
+		// A search inside a transaction (GET entry) works as well.
+		tx := g.do("POST", "", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient?birthdate=1970"}}]}`)
+		if !strings.Contains(string(tx.body), `"id":"p2"`) {
+			t.Errorf("search in a batch: %s", tx.body)
+		}
+	})
+}
+
+// For every search parameter that has a value in an official example, a
+// query built from that value finds the example and a query that differs
+// does not (issue 3's proof).
+func TestSearchFindsOfficialExamples(t *testing.T) {
+	dir := sharedDir(t, "conformance", "r4-examples")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		checked := 0
+		for _, f := range files {
+			if _, bad := invalidExamples[filepath.Base(f)]; bad {
+				continue
+			}
+			raw, _ := os.ReadFile(f)
+			h, _, _ := resource.ReadHeader(raw)
+			r := g.do("POST", "/"+h.Type, string(raw))
+			expect(t, r, 201)
+			id := r.json(t)["id"].(string)
+			rows, _ := search.R4().Extract(h.Type, raw)
+			// The upper end of each parameter's dates and numbers, so that
+			// a query that must not match clears every value it has.
+			maxDate, maxNum := map[string]int64{}, map[string]float64{}
+			for _, row := range rows {
+				maxDate[row.Param] = max(maxDate[row.Param], row.DHigh)
+				maxNum[row.Param] = max(maxNum[row.Param], row.NHigh)
+			}
+			for _, row := range rows {
+				hit, miss, ok := queriesFor(row, maxDate[row.Param], maxNum[row.Param])
+				if !ok {
+					continue
+				}
+				for _, tc := range []struct {
+					q    string
+					want bool
+				}{{hit, true}, {miss, false}} {
+					q := "/" + h.Type + "?_id=" + id + "&" + tc.q
+					res := g.do("GET", q, "", "Prefer", "handling=strict")
+					if res.status != 200 {
+						t.Errorf("%s: %s: %d %.300s", filepath.Base(f), q, res.status, res.body)
+						continue
+					}
+					if found := len(ids(t, res)) == 1; found != tc.want {
+						t.Errorf("%s: %s found=%v; want %v", filepath.Base(f), q, found, tc.want)
+					}
+					checked++
+				}
+			}
+		}
+		t.Logf("%d queries checked", checked)
+		if checked < 500 {
+			t.Errorf("only %d queries checked", checked)
+		}
+	})
+}
+
+// queriesFor builds, from an index row, a query that must match it and one
+// that must not.
+func queriesFor(row search.Row, maxDate int64, maxNum float64) (hit, miss string, ok bool) {
+	p := url.QueryEscape(row.Param)
+	esc := func(s string) string {
+		return url.QueryEscape(strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`).Replace(s))
+	}
+	switch {
+	case row.HasDate:
+		if row.DLow < -62135596800000000 || row.DHigh > 253402300799000000 {
+			return "", "", false // open-ended period
+		}
+		if maxDate > 253402300799000000 {
+			return "", "", false
+		}
+		lo := time.UnixMicro(row.DLow).UTC().Format("2006-01-02T15:04:05.000000Z")
+		hi := time.UnixMicro(maxDate).UTC().Format("2006-01-02T15:04:05.000000Z")
+		return p + "=ge" + url.QueryEscape(lo), p + "=sa" + url.QueryEscape(hi), true
+	case row.HasNumber:
+		num := func(f float64) string { return url.QueryEscape(strconv.FormatFloat(f, 'f', -1, 64)) }
+		mid := (row.NLow + row.NHigh) / 2
+		return p + "=ap" + num(mid), p + "=gt" + num(maxNum+math.Abs(maxNum)+1), true
+	case row.Raw == "#identifier":
+		return p + ":identifier=" + esc(row.Sys) + "|" + esc(row.Val), p + ":identifier=" + esc(row.Sys) + "|" + esc(row.Val) + "-no", true
+	case row.Param == "_profile" || row.Param == "url" || row.Param == "_source":
+		if row.Val == "" {
+			return "", "", false
+		}
+		return p + "=" + esc(row.Val), p + "=" + esc(row.Val) + "-no", true
+	}
+	// Which kind of parameter is it?
+	switch {
+	case row.Raw != "" && row.Val == search.Normalize(row.Raw) && row.Sys == "": // string
+		return p + "=" + esc(row.Raw), p + "=" + esc(row.Raw) + "zzz", true
+	case row.Sys != "" && row.Val != "" && strings.Contains(row.Raw, "/") && !strings.HasPrefix(row.Raw, "#"): // reference
+		return p + "=" + esc(row.Sys+"/"+row.Val), p + "=" + esc(row.Sys+"/"+row.Val+"-no"), true
+	case row.Val != "": // token or uri
+		if row.Sys != "" {
+			return p + "=" + esc(row.Sys) + "|" + esc(row.Val), p + "=" + esc(row.Sys) + "|" + esc(row.Val) + "-no", true
+		}
+		return p + "=" + esc(row.Val), p + "=" + esc(row.Val) + "-no", true
+	}
+	return "", "", false
+}
