@@ -3,6 +3,7 @@ package search
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math"
 	"net/url"
 	"sort"
@@ -42,6 +43,13 @@ type Clause struct {
 	// Missing is set for :missing (true: no value; false: some value).
 	Missing *bool
 	Values  []Value
+	// Next is set for chained and reverse-chained parameters: the clause
+	// that the resources at the other end must meet. For a chain (Code is a
+	// reference parameter) Targets are the types it may point at; for _has,
+	// HasType is the type whose reference parameter Code points here.
+	Next    *Clause
+	Targets []string
+	HasType string
 }
 
 // Value is one value of a clause, parsed for its parameter type.
@@ -184,30 +192,16 @@ func (r *Registry) Parse(typ string, params url.Values, strict bool) (*Query, er
 			q.Used[name] = values
 			continue
 		}
-		var p *Param
-		if code == "_id" {
-			p = &Param{Code: "_id", Type: "token"}
-		} else {
-			var ok bool
-			p, ok = r.Lookup(typ, code)
-			if !ok || !p.Indexed() && code != "_lastUpdated" {
+		for _, v := range values {
+			c, err := r.parseNamed(typ, name, v, 0)
+			if errors.Is(err, errUnsupported) {
 				if strict {
 					return nil, invalid(name, "is not supported for %s", typ)
 				}
 				q.Ignored = append(q.Ignored, name)
-				continue
+				break
 			}
-		}
-		for _, v := range values {
-			c, err := parseClause(p, modifier, v)
 			if err != nil {
-				if oe, ok := err.(*outcome.Error); ok && oe.Kind == outcome.MethodNotAllowed {
-					if strict {
-						return nil, invalid(name, "modifier :%s is not supported", modifier)
-					}
-					q.Ignored = append(q.Ignored, name)
-					continue
-				}
 				return nil, err
 			}
 			q.Where = append(q.Where, c)
@@ -215,6 +209,86 @@ func (r *Registry) Parse(typ string, params url.Values, strict bool) (*Query, er
 		}
 	}
 	return q, nil
+}
+
+// errUnsupported marks a parameter, modifier or chain the server does not
+// support: ignored, or refused under handling=strict.
+var errUnsupported = errors.New("unsupported search parameter")
+
+// maxChain bounds chains and _has nesting.
+const maxChain = 4
+
+// parseNamed parses one parameter name (with modifier, chain or _has) and
+// its value on typ.
+func (r *Registry) parseNamed(typ, name, value string, depth int) (Clause, error) {
+	if depth > maxChain {
+		return Clause{}, invalid(name, "chains deeper than %d are not supported", maxChain)
+	}
+	if rest, ok := strings.CutPrefix(name, "_has:"); ok {
+		// _has:[type]:[reference parameter]:[parameter on type]
+		parts := strings.SplitN(rest, ":", 3)
+		if len(parts) != 3 {
+			return Clause{}, invalid(name, "_has is _has:[type]:[reference]:[parameter]")
+		}
+		p, ok := r.Lookup(parts[0], parts[1])
+		if !ok || p.Type != "reference" {
+			return Clause{}, errUnsupported
+		}
+		next, err := r.parseNamed(parts[0], parts[2], value, depth+1)
+		if err != nil {
+			return Clause{}, err
+		}
+		return Clause{Code: p.Code, Type: "reference", HasType: parts[0], Next: &next}, nil
+	}
+	if head, rest, chained := strings.Cut(name, "."); chained {
+		code, modifier, _ := strings.Cut(head, ":")
+		p, ok := r.Lookup(typ, code)
+		if !ok || p.Type != "reference" || !p.Indexed() {
+			return Clause{}, errUnsupported
+		}
+		targets := p.Target
+		if modifier != "" {
+			targets = []string{modifier}
+		}
+		// Keep the target types that have the chained parameter.
+		nextCode, _, _ := strings.Cut(strings.SplitN(rest, ".", 2)[0], ":")
+		var usable []string
+		var next Clause
+		for _, t := range targets {
+			if _, ok := r.Lookup(t, nextCode); !ok && !strings.HasPrefix(nextCode, "_") {
+				continue
+			}
+			c, err := r.parseNamed(t, rest, value, depth+1)
+			if err != nil {
+				return Clause{}, err
+			}
+			next = c
+			usable = append(usable, t)
+		}
+		if len(usable) == 0 {
+			return Clause{}, errUnsupported
+		}
+		return Clause{Code: p.Code, Type: "reference", Targets: usable, Next: &next}, nil
+	}
+	code, modifier, _ := strings.Cut(name, ":")
+	var p *Param
+	if code == "_id" {
+		p = &Param{Code: "_id", Type: "token"}
+	} else {
+		var ok bool
+		p, ok = r.Lookup(typ, code)
+		if !ok || !p.Indexed() && code != "_lastUpdated" {
+			return Clause{}, errUnsupported
+		}
+	}
+	c, err := parseClause(p, modifier, value)
+	if err != nil {
+		if oe, ok := err.(*outcome.Error); ok && oe.Kind == outcome.MethodNotAllowed {
+			return Clause{}, errUnsupported
+		}
+		return Clause{}, err
+	}
+	return c, nil
 }
 
 var supportedModifiers = map[string][]string{

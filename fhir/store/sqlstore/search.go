@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strings"
 
 	"github.com/promsgateway/gateway/fhir/search"
@@ -39,7 +40,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	where.add(` WHERE c.type = ? AND c.deleted = 0 AND c.version > 0`, sq.Type)
 	for _, c := range sq.Where {
 		where.add(" AND ")
-		clause(&where, c)
+		clause(&where, c, 0)
 	}
 	res := &store.SearchResult{Total: -1}
 	if sq.Total != "none" {
@@ -234,9 +235,52 @@ func cursorValue(v any, kind string) any {
 	return fmt.Sprint(v)
 }
 
-// clause renders one search clause as a condition on c (resource_current)
-// and v (its current version).
-func clause(q *query, c search.Clause) {
+var (
+	resourceAlias = regexp.MustCompile(`\bc\.`)
+	indexAlias    = regexp.MustCompile(`\bs\.`)
+	indexTable    = regexp.MustCompile(`search_index s `)
+)
+
+// clause renders one search clause as a condition on the resource_current
+// row c (and, at the top, its current version v). Nested clauses of chains
+// and _has are written with c and s too and renamed to c1, s1, c2, ... by
+// depth, so one set of rules serves every level.
+func clause(q *query, c search.Clause, depth int) {
+	if depth == 0 {
+		clauseAt(q, c, depth)
+		return
+	}
+	var inner query
+	clauseAt(&inner, c, depth)
+	text := resourceAlias.ReplaceAllString(inner.b.String(), fmt.Sprintf("c%d.", depth))
+	text = indexAlias.ReplaceAllString(text, fmt.Sprintf("s%d.", depth))
+	text = indexTable.ReplaceAllString(text, fmt.Sprintf("search_index s%d ", depth))
+	q.add(text, inner.args...)
+}
+
+func clauseAt(q *query, c search.Clause, depth int) {
+	if c.Next != nil {
+		// The nested clause is on the resource at the other end, one level
+		// deeper; its aliases are c<depth+1>.
+		next := fmt.Sprintf("c%d", depth+1)
+		if c.HasType != "" {
+			// _has: resources of HasType whose Code points at c and that
+			// meet Next.
+			q.add("EXISTS (SELECT 1 FROM search_index s JOIN resource_current "+next+" ON "+next+".type = s.res_type AND "+next+".id = s.res_id AND "+next+".deleted = 0"+
+				" WHERE s.res_type = ? AND s.param = ? AND s.sys = c.type AND s.val = c.id AND s.raw <> '#identifier' AND ", c.HasType, c.Code)
+		} else {
+			// chain: c's reference Code points at a resource that meets Next.
+			targets := make([]any, len(c.Targets))
+			for i, t := range c.Targets {
+				targets[i] = t
+			}
+			q.add("EXISTS (SELECT 1 FROM search_index s JOIN resource_current "+next+" ON "+next+".type = s.sys AND "+next+".id = s.val AND "+next+".deleted = 0"+
+				" WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ? AND s.raw <> '#identifier' AND s.sys IN ("+placeholders(len(targets))+") AND ", append([]any{c.Code}, targets...)...)
+		}
+		clause(q, *c.Next, depth+1)
+		q.add(")")
+		return
+	}
 	if c.Code == "_id" {
 		ids := make([]any, 0, len(c.Values))
 		for _, v := range c.Values {
@@ -254,12 +298,16 @@ func clause(q *query, c search.Clause) {
 		return
 	}
 	if c.Code == "_lastUpdated" {
+		col := "v.last_updated"
+		if depth > 0 {
+			col = "(SELECT vv.last_updated FROM resource_version vv WHERE vv.type = c.type AND vv.id = c.id AND vv.version = c.version)"
+		}
 		q.add("(")
 		for i, v := range c.Values {
 			if i > 0 {
 				q.add(" OR ")
 			}
-			dateCondition(q, "v.last_updated", "(v.last_updated + 1)", v)
+			dateCondition(q, col, "("+col+" + 1)", v)
 		}
 		q.add(")")
 		return

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteIsAVersion", testDelete},
 		{"Search", testSearch},
 		{"SearchPaging", testSearchPaging},
+		{"SearchChains", testChains},
 		{"History", testHistory},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
 		{"ConcurrentIfMatchOneWins", testConcurrentIfMatch},
@@ -593,5 +594,35 @@ func testRollback(t *testing.T, s store.Store) {
 	h, _ := s.History(ctx, store.HistoryQuery{})
 	if h.Total != 1 {
 		t.Errorf("history holds %d versions after rolled-back transactions; want 1", h.Total)
+	}
+}
+
+// testChains checks chained parameters and _has (R4 3.1.1.4.8-9).
+func testChains(t *testing.T, s store.Store) {
+	put(t, s, store.Write{Type: "Organization", ID: "leeds", Method: "PUT", Body: []byte(`{"resourceType":"Organization","name":"Leeds Teaching Hospitals"}`)})
+	put(t, s, store.Write{Type: "Organization", ID: "york", Method: "PUT", Body: []byte(`{"resourceType":"Organization","name":"York Hospital"}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "a", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Ashworth"}],"managingOrganization":{"reference":"Organization/leeds"}}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Brown"}],"managingOrganization":{"reference":"Organization/york"}}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/a"}}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"1234"}]},"subject":{"reference":"Patient/b"}}`)})
+	tests := []struct {
+		typ, query string
+		want       []string
+	}{
+		{"Observation", "subject:Patient.family=ash", []string{"o1"}},
+		{"Observation", "subject.family=brown", []string{"o2"}},
+		{"Observation", "patient.organization.name=york", []string{"o2"}},
+		{"Observation", "subject:Patient.organization:Organization.name=leeds", []string{"o1"}},
+		{"Patient", "_has:Observation:subject:code=273335000", []string{"a"}},
+		{"Patient", "_has:Observation:patient:code=1234", []string{"b"}},
+		{"Organization", "_has:Patient:organization:_has:Observation:subject:code=1234", []string{"york"}},
+		{"Patient", "_has:Observation:subject:code=999", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
+			if got := ids(t, s, tc.typ, tc.query); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v; want %v", got, tc.want)
+			}
+		})
 	}
 }
