@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/spec"
 	"github.com/promsgateway/gateway/fhir/store"
 )
@@ -27,6 +28,7 @@ type capabilityRest struct {
 	Mode        string               `json:"mode"`
 	Resource    []capabilityResource `json:"resource"`
 	Interaction []code               `json:"interaction"`
+	Compartment []string             `json:"compartment,omitempty"`
 }
 
 type capabilityResource struct {
@@ -35,6 +37,7 @@ type capabilityResource struct {
 	SearchInclude     []string          `json:"searchInclude,omitempty"`
 	SearchRevInclude  []string          `json:"searchRevInclude,omitempty"`
 	SearchParam       []capabilityParam `json:"searchParam,omitempty"`
+	Operation         []capabilityOp    `json:"operation,omitempty"`
 	Versioning        string            `json:"versioning,omitempty"`
 	ReadHistory       bool              `json:"readHistory"`
 	UpdateCreate      bool              `json:"updateCreate"`
@@ -42,6 +45,11 @@ type capabilityResource struct {
 	ConditionalRead   string            `json:"conditionalRead,omitempty"`
 	ConditionalUpdate bool              `json:"conditionalUpdate"`
 	ConditionalDelete string            `json:"conditionalDelete,omitempty"`
+}
+
+type capabilityOp struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
 }
 
 type capabilityParam struct {
@@ -75,6 +83,8 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 		switch {
 		case rt.bundle:
 			systemCodes = append(systemCodes, code{"transaction"}, code{"batch"})
+		case rt.interaction == "search-compartment", rt.interaction == "operation":
+			// declared as rest.compartment and resource.operation below
 		case rt.interaction == "capabilities":
 			// implied by the statement itself; not an interaction code
 		case rt.level == systemLevel:
@@ -103,6 +113,9 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 		}
 	}
 	rest := capabilityRest{Mode: "server", Interaction: systemCodes}
+	if has["search-compartment"] {
+		rest.Compartment = []string{search.PatientCompartmentURL}
+	}
 	revIncludes := map[string][]string{}
 	if has["search-type"] {
 		for _, t := range spec.ResourceTypes() {
@@ -135,6 +148,11 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 				rc.SearchInclude = append(rc.SearchInclude, "*")
 			}
 			rc.SearchRevInclude = revIncludes[t]
+		}
+		for _, r := range s.routes {
+			if r.operation == "everything" && t == "Patient" {
+				rc.Operation = append(rc.Operation, capabilityOp{Name: "everything", Definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything"})
+			}
 		}
 		rest.Resource = append(rest.Resource, rc)
 	}

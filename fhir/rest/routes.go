@@ -43,6 +43,8 @@ type route struct {
 	bundle bool
 	// segments is pattern split on "/", computed once.
 	segments []string
+	// operation names the $operation a route serves.
+	operation string
 }
 
 func (s *Server) routeTable() []route {
@@ -63,6 +65,8 @@ func (s *Server) routeTable() []route {
 		{interaction: "delete", method: http.MethodDelete, pattern: "{type}/{id}", level: instanceLevel, write: (*Server).delete},
 		{interaction: "history-instance", method: http.MethodGet, pattern: "{type}/{id}/_history", level: instanceLevel, read: (*Server).history},
 		{interaction: "vread", method: http.MethodGet, pattern: "{type}/{id}/_history/{vid}", level: instanceLevel, read: (*Server).vread},
+		{interaction: "search-compartment", method: http.MethodGet, pattern: "{type}/{id}/{compartment}", level: instanceLevel, read: (*Server).searchCompartment},
+		{interaction: "operation", operation: "everything", method: http.MethodGet, pattern: "{type}/{id}/$everything", level: instanceLevel, read: (*Server).everything},
 	}
 	for i := range routes {
 		if routes[i].pattern != "" {
@@ -98,7 +102,7 @@ func (s *Server) match(method, path string, r *Request) (*route, error) {
 			}
 			r.Type = vals.typ
 		}
-		r.ID, r.VID = vals.id, vals.vid
+		r.ID, r.VID, r.Compartment = vals.id, vals.vid, vals.compartment
 		return rt, nil
 	}
 	if shapeFits {
@@ -132,10 +136,12 @@ func fit(pat, segs []string) (vals placeholders, ok bool) {
 			vals.id = seg
 		case "{vid}":
 			vals.vid = seg
+		case "{compartment}":
+			vals.compartment = seg
 		}
 	}
 	return vals, true
 }
 
 // placeholders are the values a path gave a pattern's placeholders.
-type placeholders struct{ typ, id, vid string }
+type placeholders struct{ typ, id, vid, compartment string }

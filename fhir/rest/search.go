@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -31,6 +33,83 @@ func (s *Server) searchType(ctx context.Context, db store.Reader, r *Request) (*
 	if err != nil {
 		return nil, err
 	}
+	return s.searchBundle(ctx, db, r, q, params, r.Type)
+}
+
+// searchCompartment: GET [base]/Patient/[id]/[type]?params, a search
+// limited to one patient's compartment as the official Patient
+// CompartmentDefinition draws it (R4 3.1.1.2.3).
+func (s *Server) searchCompartment(ctx context.Context, db store.Reader, r *Request) (*Response, error) {
+	if r.Type != "Patient" {
+		return nil, outcome.New(outcome.NotFound, "only the Patient compartment is supported, not %s", r.Type)
+	}
+	if !search.InPatientCompartment(r.Compartment) {
+		return nil, outcome.New(outcome.NotFound, "%s is not a resource type of the Patient compartment", r.Compartment)
+	}
+	if err := checkID(r.ID); err != nil {
+		return nil, outcome.New(outcome.NotFound, "%v", err)
+	}
+	q, err := s.registry.Parse(r.Compartment, r.Query, preferHandling(r.Header) == "strict")
+	if err != nil {
+		return nil, err
+	}
+	q.Compartment = &search.Compartment{PatientID: r.ID}
+	return s.searchBundle(ctx, db, r, q, r.Query, "Patient/"+r.ID+"/"+r.Compartment)
+}
+
+// everything: GET [base]/Patient/[id]/$everything with _since, _type and
+// _count: the patient and every resource in its compartment, paged.
+func (s *Server) everything(ctx context.Context, db store.Reader, r *Request) (*Response, error) {
+	if r.Type != "Patient" {
+		return nil, outcome.New(outcome.NotFound, "$everything is defined on Patient only here")
+	}
+	if err := checkID(r.ID); err != nil {
+		return nil, outcome.New(outcome.NotFound, "%v", err)
+	}
+	if _, err := db.Read(ctx, "Patient", r.ID); err != nil {
+		return nil, err
+	}
+	q := &search.Query{Types: search.PatientCompartmentTypes(), Compartment: &search.Compartment{PatientID: r.ID}, Count: search.DefaultCount,
+		Sort: []search.SortKey{{Code: "_type", Type: "token"}, {Code: "_id", Type: "token"}}, Used: url.Values{}}
+	if v := r.Query.Get("_type"); v != "" {
+		q.Types = nil
+		for _, t := range strings.Split(v, ",") {
+			if !search.InPatientCompartment(t) {
+				return nil, outcome.New(outcome.Invalid, "_type: %q is not a resource type of the Patient compartment", t)
+			}
+			q.Types = append(q.Types, t)
+		}
+		q.Used.Set("_type", v)
+	}
+	if v := r.Query.Get("_since"); v != "" {
+		start, _, err := parseDateRange(v)
+		if err != nil {
+			return nil, outcome.New(outcome.Invalid, "_since=%q: %v", v, err)
+		}
+		q.Since = start.UnixMicro()
+		q.Used.Set("_since", v)
+	}
+	if v := r.Query.Get("_count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, outcome.New(outcome.Invalid, "_count=%q is not a positive integer", v)
+		}
+		q.Count = min(n, search.MaxCount)
+		q.Used.Set("_count", strconv.Itoa(q.Count))
+	}
+	if v := r.Query.Get("_cursor"); v != "" {
+		c, err := search.DecodeCursor(v)
+		if err != nil {
+			return nil, outcome.New(outcome.Invalid, "_cursor=%q is not a cursor this server issued", v)
+		}
+		q.Cursor = c
+	}
+	return s.searchBundle(ctx, db, r, q, r.Query, "Patient/"+r.ID+"/$everything")
+}
+
+// searchBundle runs q and renders the searchset Bundle; path is the
+// search's path for the paging links.
+func (s *Server) searchBundle(ctx context.Context, db store.Reader, r *Request, q *search.Query, params url.Values, path string) (*Response, error) {
 	summary := params.Get("_summary")
 	switch summary {
 	case "", "true", "false", "count", "data", "text":
@@ -61,9 +140,9 @@ func (s *Server) searchType(ctx context.Context, db store.Reader, r *Request) (*
 			self.Set(k, v)
 		}
 	}
-	b.Link = append(b.Link, bundleLink{"self", linkURL(r.Base, r.Type, self, "")})
+	b.Link = append(b.Link, bundleLink{"self", linkURL(r.Base, path, self, "")})
 	if res.Next != nil {
-		b.Link = append(b.Link, bundleLink{"next", linkURL(r.Base, r.Type, self, res.Next.Encode())})
+		b.Link = append(b.Link, bundleLink{"next", linkURL(r.Base, path, self, res.Next.Encode())})
 	}
 	add := func(m *store.Resource, mode string) error {
 		body, err := searchView(m.Body, params, summary)

@@ -169,6 +169,9 @@ func TestSearchFindsOfficialExamples(t *testing.T) {
 // queriesFor builds, from an index row, a query that must match it and one
 // that must not.
 func queriesFor(row search.Row, maxDate int64, maxNum float64) (hit, miss string, ok bool) {
+	if row.Param == "_compartment" {
+		return "", "", false // internal: compartment membership, not a search parameter
+	}
 	p := url.QueryEscape(row.Param)
 	esc := func(s string) string {
 		return url.QueryEscape(strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`).Replace(s))
@@ -209,4 +212,60 @@ func queriesFor(row search.Row, maxDate int64, maxNum float64) (hit, miss string
 		return p + "=" + esc(row.Val), p + "=" + esc(row.Val) + "-no", true
 	}
 	return "", "", false
+}
+
+func TestCompartmentAndEverything(t *testing.T) {
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		expect(t, g.do("PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`), 201)
+		expect(t, g.do("PUT", "/Patient/p2", `{"resourceType":"Patient","id":"p2"}`), 201)
+		expect(t, g.do("PUT", "/Organization/org", `{"resourceType":"Organization","id":"org"}`), 201)
+		for i, pat := range []string{"p1", "p1", "p1", "p2"} {
+			expect(t, g.do("PUT", fmt.Sprintf("/Observation/o%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"o%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, i, pat)), 201)
+		}
+		expect(t, g.do("PUT", "/Condition/c1", `{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"asserter":{"reference":"Patient/p1"}}`), 201)
+
+		r := g.do("GET", "/Patient/p1/Observation", "")
+		expect(t, r, 200)
+		if fmt.Sprint(ids(t, r)) != "[o0 o1 o2]" {
+			t.Errorf("compartment search: %v", ids(t, r))
+		}
+		r = g.do("GET", "/Patient/p1/Observation?_id=o1,o3", "")
+		if fmt.Sprint(ids(t, r)) != "[o1]" {
+			t.Errorf("compartment search with criteria: %v", ids(t, r))
+		}
+		expect(t, g.do("GET", "/Patient/p1/Organization", ""), 404)
+		expect(t, g.do("GET", "/Encounter/e1/Observation", ""), 404)
+
+		var all []string
+		r = g.do("GET", "/Patient/p1/$everything?_count=2", "")
+		for page := 0; ; page++ {
+			expect(t, r, 200)
+			for _, e := range entries(t, r) {
+				all = append(all, field(e, "resource", "resourceType").(string)+"/"+field(e, "resource", "id").(string))
+			}
+			next := ""
+			for _, l := range r.json(t)["link"].([]any) {
+				if l.(map[string]any)["relation"] == "next" {
+					next = l.(map[string]any)["url"].(string)
+				}
+			}
+			if next == "" || page > 5 {
+				break
+			}
+			r = g.do("GET", strings.TrimPrefix(next, g.url), "")
+		}
+		if fmt.Sprint(all) != "[Condition/c1 Observation/o0 Observation/o1 Observation/o2 Patient/p1]" {
+			t.Errorf("$everything: %v", all)
+		}
+		r = g.do("GET", "/Patient/p1/$everything?_type=Condition", "")
+		if n := len(entries(t, r)); n != 1 {
+			t.Errorf("$everything?_type=Condition gave %d entries", n)
+		}
+		expect(t, g.do("GET", "/Patient/p1/$everything?_type=Organization", ""), 400)
+		expect(t, g.do("GET", "/Patient/nobody/$everything", ""), 404)
+		cs := g.do("GET", "/metadata", "")
+		if !strings.Contains(string(cs.body), "CompartmentDefinition/patient") || !strings.Contains(string(cs.body), "Patient-everything") {
+			t.Error("CapabilityStatement does not declare the compartment and $everything")
+		}
+	})
 }

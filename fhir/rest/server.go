@@ -76,8 +76,10 @@ func NewServer(cfg Config, st store.Store, log *slog.Logger, m *Metrics) *Server
 // Request is one FHIR interaction, from HTTP or from a Bundle entry.
 type Request struct {
 	Method string
-	// Type, ID and VID come from the matched route.
+	// Type, ID and VID come from the matched route; Compartment is the
+	// resource type of a compartment search.
 	Type, ID, VID string
+	Compartment   string
 	Query         url.Values
 	Header        http.Header
 	Body          []byte

@@ -63,7 +63,7 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 			rows = append(rows, rowsFor(p, v)...)
 		}
 	}
-	return rows, errs
+	return append(rows, compartmentRows(typ, rows)...), errs
 }
 
 var exprCache sync.Map // type + " " + url -> *fhirpath.Expression

@@ -16,7 +16,15 @@ import (
 
 // Query is a parsed type-level search (R4 3.1.1).
 type Query struct {
-	Type string
+	// Type is the resource type searched; empty with Types for a search
+	// over several types (Patient/$everything).
+	Type  string
+	Types []string
+	// Compartment limits the search to a patient's compartment.
+	Compartment *Compartment
+	// Since keeps resources last updated at or after it (microseconds;
+	// $everything's _since); 0 means no limit.
+	Since int64
 	// Where are the criteria; all must hold (AND). Each clause's values are
 	// alternatives (OR).
 	Where []Clause

@@ -74,5 +74,45 @@ func run(in, out string) error {
 	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(out, append(o, '\n'), 0o644); err != nil {
+		return err
+	}
+	return compartment(in, filepath.Join(filepath.Dir(out), "r4patientcompartment.json"))
+}
+
+// compartment writes the Patient CompartmentDefinition as a map from
+// resource type to the parameters that put a resource in a patient's
+// compartment.
+func compartment(in, out string) error {
+	raw, err := os.ReadFile(filepath.Join(in, "compartmentdefinition-patient.json"))
+	if err != nil {
+		return err
+	}
+	var def struct {
+		URL      string `json:"url"`
+		Resource []struct {
+			Code  string   `json:"code"`
+			Param []string `json:"param"`
+		} `json:"resource"`
+	}
+	if err := json.Unmarshal(raw, &def); err != nil {
+		return err
+	}
+	m := map[string][]string{}
+	for _, r := range def.Resource {
+		if len(r.Param) > 0 {
+			m[r.Code] = r.Param
+		}
+	}
+	if len(m) < 50 {
+		return fmt.Errorf("only %d compartment members: wrong input?", len(m))
+	}
+	o, err := json.MarshalIndent(struct {
+		URL       string              `json:"url"`
+		Resources map[string][]string `json:"resources"`
+	}{def.URL, m}, "", " ")
+	if err != nil {
+		return err
+	}
 	return os.WriteFile(out, append(o, '\n'), 0o644)
 }

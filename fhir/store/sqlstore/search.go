@@ -37,7 +37,26 @@ const fromCurrent = ` FROM resource_current c JOIN resource_version v ON v.type 
 
 func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResult, error) {
 	var where query
-	where.add(` WHERE c.type = ? AND c.deleted = 0 AND c.version > 0`, sq.Type)
+	where.add(` WHERE c.deleted = 0 AND c.version > 0`)
+	switch {
+	case sq.Type != "":
+		where.add(" AND c.type = ?", sq.Type)
+	case len(sq.Types) > 0:
+		types := make([]any, len(sq.Types))
+		for i, t := range sq.Types {
+			types[i] = t
+		}
+		where.add(" AND c.type IN ("+placeholders(len(types))+")", types...)
+	}
+	if sq.Compartment != nil {
+		// The patient itself, and what its compartment's parameters link to it.
+		where.add(` AND ((c.type = 'Patient' AND c.id = ?) OR EXISTS (SELECT 1 FROM search_index s
+			WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = '_compartment' AND s.sys = 'Patient' AND s.val = ?))`,
+			sq.Compartment.PatientID, sq.Compartment.PatientID)
+	}
+	if sq.Since != 0 {
+		where.add(" AND v.last_updated >= ?", sq.Since)
+	}
 	for _, c := range sq.Where {
 		where.add(" AND ")
 		clause(&where, c, 0)
@@ -148,6 +167,8 @@ func sortKeys(q *search.Query) []sortKey {
 		switch {
 		case k.Code == "_id":
 			sk.sql, sk.kind = "c.id", "text"
+		case k.Code == "_type":
+			sk.sql, sk.kind = "c.type", "text"
 		case k.Code == "_lastUpdated":
 			sk.sql, sk.kind = "v.last_updated", "int"
 		default:
