@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/promsgateway/gateway/fhir/rest"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store/sqlstore"
 	"github.com/promsgateway/gateway/vault"
 	"github.com/promsgateway/gateway/vault/devkeystore"
@@ -33,6 +34,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return serve(ctx, getenv, stderr, nil)
+	case "reindex":
+		return reindex(ctx, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -43,9 +46,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
-const usage = `usage: gateway [serve|version]
+const usage = `usage: gateway [serve|reindex|version]
 
   serve     serve the FHIR R4 API (default)
+  reindex   rebuild the search index of every resource (after a change of
+            search parameter definitions); safe to interrupt and rerun
   version   print the version
 
 Environment:
@@ -144,14 +149,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	}
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel}))
 
-	var keys vault.Keys
-	if cfg.production {
-		return errors.New("GATEWAY_ENV=production needs Vault, and this build has only the development keystore; refusing to start")
-	}
-	if keys, err = devkeystore.Open(cfg.keystore, cfg.production, log); err != nil {
-		return err
-	}
-	st, err := sqlstore.Open(ctx, cfg.db, vault.NewEnvelope(keys))
+	keys, st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -213,5 +211,58 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 		return err
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// openStore opens the key holder and the resource store the settings name.
+func openStore(ctx context.Context, cfg settings, log *slog.Logger) (vault.Keys, *sqlstore.Store, error) {
+	if cfg.production {
+		return nil, nil, errors.New("GATEWAY_ENV=production needs Vault, and this build has only the development keystore; refusing to start")
+	}
+	keys, err := devkeystore.Open(cfg.keystore, cfg.production, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := sqlstore.Open(ctx, cfg.db, vault.NewEnvelope(keys))
+	if err != nil {
+		return nil, nil, err
+	}
+	return keys, st, nil
+}
+
+// reindex rebuilds the search index from the embedded definitions,
+// reporting progress on stdout.
+func reindex(ctx context.Context, getenv func(string) string, stdout, logOut io.Writer) error {
+	cfg, err := readSettings(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel}))
+	_, st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	registry := search.R4()
+	failures := 0
+	start := time.Now()
+	err = st.Reindex(ctx, func(typ string, body []byte) []search.Row {
+		rows, errs := registry.Extract(typ, body)
+		for _, e := range errs {
+			failures++
+			log.Error("search index extraction failed", "type", typ, "error", e)
+		}
+		return rows
+	}, func(done, total int) {
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(done) / float64(total)
+		}
+		fmt.Fprintf(stdout, "reindexed %d of %d resources (%.0f%%)\n", done, total, pct)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "reindex finished in %s; %d parameter values could not be extracted (see the log)\n", time.Since(start).Round(time.Millisecond), failures)
 	return nil
 }

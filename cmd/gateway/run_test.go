@@ -113,3 +113,15 @@ func TestRunCommands(t *testing.T) {
 		t.Error("unknown command accepted")
 	}
 }
+
+func TestReindexCommand(t *testing.T) {
+	dir := t.TempDir()
+	vars := map[string]string{"GATEWAY_DB": filepath.Join(dir, "gw.db"), "GATEWAY_KEYSTORE": filepath.Join(dir, "keys.json")}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"reindex"}, env(vars), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "reindex finished") {
+		t.Errorf("output: %q", out.String())
+	}
+}

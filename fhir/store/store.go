@@ -134,6 +134,11 @@ type Store interface {
 	// serialisation failure or deadlock, so it must not have side effects
 	// outside the transaction.
 	InTx(ctx context.Context, fn func(Tx) error) error
+	// Reindex recomputes the search index of every live resource with index,
+	// in batches, each batch in its own transaction; progress is called
+	// after each batch with the resources done and the total. Searches and
+	// writes continue meanwhile.
+	Reindex(ctx context.Context, index func(typ string, body []byte) []search.Row, progress func(done, total int)) error
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Engine names the database engine ("sqlite" or "postgres").

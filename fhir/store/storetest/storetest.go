@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Search", testSearch},
 		{"SearchPaging", testSearchPaging},
 		{"SearchChains", testChains},
+		{"Reindex", testReindex},
 		{"History", testHistory},
 		{"ConcurrentUpdatesLoseNothing", testConcurrentUpdates},
 		{"ConcurrentIfMatchOneWins", testConcurrentIfMatch},
@@ -624,5 +625,35 @@ func testChains(t *testing.T, s store.Store) {
 				t.Errorf("got %v; want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// Reindex rebuilds the index of resources written without one.
+func testReindex(t *testing.T, s store.Store) {
+	for i := 0; i < 450; i++ {
+		put(t, s, store.Write{Type: "Patient", ID: fmt.Sprintf("r%03d", i), Method: "PUT", Index: []search.Row{},
+			Body: fmt.Appendf(nil, `{"resourceType":"Patient","name":[{"family":"Reindexed%d"}]}`, i)})
+	}
+	if got := ids(t, s, "Patient", "family=reindexed449"); len(got) != 0 {
+		t.Fatalf("found %v before reindexing", got)
+	}
+	var calls []int
+	err := s.Reindex(context.Background(), func(typ string, body []byte) []search.Row {
+		rows, _ := search.R4().Extract(typ, body)
+		return rows
+	}, func(done, total int) {
+		if total != 450 {
+			t.Errorf("total %d; want 450", total)
+		}
+		calls = append(calls, done)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(calls) != "[200 400 450]" {
+		t.Errorf("progress %v", calls)
+	}
+	if got := ids(t, s, "Patient", "family=reindexed449"); fmt.Sprint(got) != "[r449]" {
+		t.Errorf("after reindex: %v", got)
 	}
 }
