@@ -50,8 +50,9 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	}
 	if sq.Compartment != nil {
 		// The patient itself, and what its compartment's parameters link to it.
-		where.add(` AND ((c.type = 'Patient' AND c.id = ?) OR EXISTS (SELECT 1 FROM search_index s
-			WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = '_compartment' AND s.sys = 'Patient' AND s.val = ?))`,
+		// Row-value IN keeps this an uncorrelated lookup on the index.
+		where.add(` AND ((c.type = 'Patient' AND c.id = ?) OR (c.type, c.id) IN (SELECT s.res_type, s.res_id FROM search_index s
+			WHERE s.sys = 'Patient' AND s.val = ? AND s.param = '_compartment'))`,
 			sq.Compartment.PatientID, sq.Compartment.PatientID)
 	}
 	if sq.Since != 0 {
@@ -59,7 +60,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	}
 	for _, c := range sq.Where {
 		where.add(" AND ")
-		clause(&where, c, 0)
+		clause(&where, c, 0, sq.Type)
 	}
 	res := &store.SearchResult{Total: -1}
 	if sq.Total != "none" {
@@ -266,20 +267,21 @@ var (
 // row c (and, at the top, its current version v). Nested clauses of chains
 // and _has are written with c and s too and renamed to c1, s1, c2, ... by
 // depth, so one set of rules serves every level.
-func clause(q *query, c search.Clause, depth int) {
+func clause(q *query, c search.Clause, depth int, typ string) {
 	if depth == 0 {
-		clauseAt(q, c, depth)
+		clauseAt(q, c, depth, typ)
 		return
 	}
 	var inner query
-	clauseAt(&inner, c, depth)
+	clauseAt(&inner, c, depth, typ)
 	text := resourceAlias.ReplaceAllString(inner.b.String(), fmt.Sprintf("c%d.", depth))
 	text = indexAlias.ReplaceAllString(text, fmt.Sprintf("s%d.", depth))
 	text = indexTable.ReplaceAllString(text, fmt.Sprintf("search_index s%d ", depth))
 	q.add(text, inner.args...)
 }
 
-func clauseAt(q *query, c search.Clause, depth int) {
+// clauseAt renders c on alias c; typ, when known, is c's resource type.
+func clauseAt(q *query, c search.Clause, depth int, typ string) {
 	if c.Next != nil {
 		// The nested clause is on the resource at the other end, one level
 		// deeper; its aliases are c<depth+1>.
@@ -298,7 +300,11 @@ func clauseAt(q *query, c search.Clause, depth int) {
 			q.add("EXISTS (SELECT 1 FROM search_index s JOIN resource_current "+next+" ON "+next+".type = s.sys AND "+next+".id = s.val AND "+next+".deleted = 0"+
 				" WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ? AND s.raw <> '#identifier' AND s.sys IN ("+placeholders(len(targets))+") AND ", append([]any{c.Code}, targets...)...)
 		}
-		clause(q, *c.Next, depth+1)
+		nextType := c.HasType
+		if len(c.Targets) == 1 {
+			nextType = c.Targets[0]
+		}
+		clause(q, *c.Next, depth+1, nextType)
 		q.add(")")
 		return
 	}
@@ -334,10 +340,20 @@ func clauseAt(q *query, c search.Clause, depth int) {
 		return
 	}
 	exists := func(neg bool, match func()) {
-		if neg {
-			q.add("NOT ")
+		if depth == 0 && typ != "" {
+			// Uncorrelated at the top: the planner reads the matching index
+			// rows once instead of probing them for every resource of the type.
+			if neg {
+				q.add("c.id NOT IN (SELECT s.res_id FROM search_index s WHERE s.res_type = ? AND s.param = ?", typ, c.Code)
+			} else {
+				q.add("c.id IN (SELECT s.res_id FROM search_index s WHERE s.res_type = ? AND s.param = ?", typ, c.Code)
+			}
+		} else {
+			if neg {
+				q.add("NOT ")
+			}
+			q.add("EXISTS (SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?", c.Code)
 		}
-		q.add("EXISTS (SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?", c.Code)
 		if match != nil {
 			q.add(" AND (")
 			match()
