@@ -37,12 +37,14 @@ func main() {
 	dur := flag.Duration("duration", 5*time.Second, "duration of each measurement")
 	maxReq := flag.Int("max-requests", 200000, "request cap of each measurement")
 	bare := flag.String("serve-bare", "", "internal: serve the bare ceiling handler on this address")
+	patients := flag.Int("search-patients", 100_000, "Patients generated for the search measurements (0: skip them)")
+	observations := flag.Int("search-observations", 1_000_000, "Observations generated for the search measurements")
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
 		return
 	}
-	if err := run(*out, *gobench, *dur, *maxReq); err != nil {
+	if err := run(*out, *gobench, *dur, *maxReq, *patients, *observations); err != nil {
 		fmt.Fprintln(os.Stderr, "loadrun:", err)
 		os.Exit(1)
 	}
@@ -59,7 +61,7 @@ type result struct {
 	p50, p99         time.Duration
 }
 
-func run(out, gobench string, dur time.Duration, maxReq int) error {
+func run(out, gobench string, dur time.Duration, maxReq, patients, observations int) error {
 	tmp, err := os.MkdirTemp("", "loadrun")
 	if err != nil {
 		return err
@@ -93,6 +95,21 @@ func run(out, gobench string, dur time.Duration, maxReq int) error {
 		return err
 	}
 	results = append(results, ceiling...)
+	if patients > 0 {
+		searchEngines := []struct{ name, dsn string }{{"SQLite", filepath.Join(tmp, "search.db")}}
+		if dsn, drop, err := postgresDB(); err == nil {
+			defer drop()
+			searchEngines = append(searchEngines, struct{ name, dsn string }{"PostgreSQL", dsn})
+		}
+		for _, e := range searchEngines {
+			rs, note, err := measureSearch(bin, tmp, e.name, e.dsn, patients, observations, dur, maxReq)
+			if err != nil {
+				return fmt.Errorf("%s search: %w", e.name, err)
+			}
+			results = append(results, rs...)
+			notes = append(notes, note)
+		}
+	}
 	return write(out, gobench, results, notes, dur)
 }
 
@@ -316,6 +333,7 @@ func write(out, gobench string, results []result, notes []string, dur time.Durat
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %.0f | %s | %s |\n", r.engine, r.scenario, r.concurrency, r.requests, r.errors, r.rps, fmtDur(r.p50), fmtDur(r.p99))
 	}
+	b.WriteString("\nSearch targets: p99 < 20 ms. Small transactions on PostgreSQL: ≥ 1,400/s.\n")
 	b.WriteString("\nRead by id as a share of the ceiling (target ≥ 60%):\n\n")
 	for _, r := range results {
 		if r.scenario == "read by id" && ceiling[r.concurrency] > 0 {

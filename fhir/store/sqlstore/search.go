@@ -58,13 +58,39 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	if sq.Since != 0 {
 		where.add(" AND v.last_updated >= ?", sq.Since)
 	}
-	for _, c := range sq.Where {
+	from := query{}
+	from.add(fromCurrent)
+	clauses := sq.Where
+	correlatedType := sq.Type
+	if i := driver(sq); i >= 0 {
+		// Start from the index rows of the most selective clause and check
+		// the others on each candidate, instead of materialising every
+		// clause's matches.
+		c := sq.Where[i]
+		from = query{}
+		from.add(" FROM (SELECT DISTINCT s.res_id FROM search_index s WHERE s.res_type = ? AND s.param = ? AND (", sq.Type, c.Code)
+		for j, v := range c.Values {
+			if j > 0 {
+				from.add(" OR ")
+			}
+			valueCondition(&from, c, v)
+		}
+		from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.res_id"+
+			" JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version", sq.Type)
+		clauses = append(append([]search.Clause{}, sq.Where[:i]...), sq.Where[i+1:]...)
+		correlatedType = ""
+	}
+	for _, c := range clauses {
 		where.add(" AND ")
-		clause(&where, c, 0, sq.Type)
+		clause(&where, c, 0, correlatedType)
 	}
 	res := &store.SearchResult{Total: -1}
 	if sq.Total != "none" {
-		if err := r.queryRow(ctx, `SELECT COUNT(*)`+fromCurrent+where.b.String(), where.args...).Scan(&res.Total); err != nil {
+		var count query
+		count.add("SELECT COUNT(*)")
+		count.add(from.b.String(), from.args...)
+		count.add(where.b.String(), where.args...)
+		if err := r.queryRow(ctx, count.b.String(), count.args...).Scan(&res.Total); err != nil {
 			return nil, fmt.Errorf("search count: %w", err)
 		}
 	}
@@ -78,7 +104,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		sel.add(", ")
 		sel.add(k.sql, k.args...)
 	}
-	sel.add(fromCurrent)
+	sel.add(from.b.String(), from.args...)
 	sel.add(where.b.String(), where.args...)
 	if sq.Cursor != nil {
 		if len(sq.Cursor.Keys) != len(keys) {
@@ -138,6 +164,38 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 }
 
 var errBadCursor = fmt.Errorf("bad cursor")
+
+// driver picks the clause to drive a search from: an equality on a
+// reference, an identifier-like token or _id is far more selective than a
+// date range, a string prefix or a negation. -1 means none fits.
+func driver(sq *search.Query) int {
+	if sq.Type == "" {
+		return -1
+	}
+	best, bestRank := -1, 0
+	for i, c := range sq.Where {
+		if c.Next != nil || c.Missing != nil || c.Modifier == "not" || c.Code == "_id" || c.Code == "_lastUpdated" {
+			continue
+		}
+		rank := 0
+		switch {
+		case c.Type == "reference" && c.Modifier == "":
+			rank = 4
+		case c.Type == "token" && c.Modifier == "" && (c.Code == "identifier" || strings.HasSuffix(c.Code, "identifier")):
+			rank = 4
+		case c.Type == "token" && c.Modifier == "":
+			rank = 2
+		case c.Type == "string" && c.Modifier == "exact":
+			rank = 2
+		case c.Type == "uri" && c.Modifier == "":
+			rank = 2
+		}
+		if rank > bestRank {
+			best, bestRank = i, rank
+		}
+	}
+	return best
+}
 
 // normaliseKeys makes scanned key values JSON-stable.
 func normaliseKeys(kv []any) []any {
