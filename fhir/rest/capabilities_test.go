@@ -54,10 +54,11 @@ func TestCapabilityStatementMatchesBehaviour(t *testing.T) {
 		"transaction": func() reply {
 			return g.do("POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+patch+`"},"request":{"method":"PATCH","url":"Patient/cap"}}]}`)
 		},
-		"batch":       func() reply { return g.do("POST", "", `{"resourceType":"Bundle","type":"batch"}`) },
-		"search-type": func() reply { return g.do("GET", "/Patient?_id=cap", "") },
+		"batch":         func() reply { return g.do("POST", "", `{"resourceType":"Bundle","type":"batch"}`) },
+		"search-type":   func() reply { return g.do("GET", "/Patient?_id=cap", "") },
+		"search-system": func() reply { return g.do("GET", "?_type=Patient", "") },
 	}
-	order := []string{"create", "update", "read", "vread", "patch", "transaction", "history-instance", "history-type", "history-system", "batch", "search-type", "delete"}
+	order := []string{"create", "update", "read", "vread", "patch", "transaction", "history-instance", "history-type", "history-system", "batch", "search-type", "search-system", "delete"}
 	for _, code := range order {
 		if !claimed[code] {
 			t.Errorf("statement does not claim %s, which works", code)
@@ -71,7 +72,7 @@ func TestCapabilityStatementMatchesBehaviour(t *testing.T) {
 	for code := range claimed {
 		t.Errorf("statement claims %s, which no probe here checks", code)
 	}
-	expect(t, g.do("GET", "/?_type=Patient", ""), http.StatusMethodNotAllowed) // system search is not claimed
+	expect(t, g.do("DELETE", "", ""), http.StatusMethodNotAllowed) // nothing claims a system-level delete
 	params := map[string]bool{}
 	for _, p := range patient["searchParam"].([]any) {
 		params[p.(map[string]any)["name"].(string)] = true

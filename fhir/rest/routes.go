@@ -52,6 +52,7 @@ func (s *Server) routeTable() []route {
 		{interaction: "capabilities", method: http.MethodGet, pattern: "metadata", level: systemLevel, read: (*Server).capabilities},
 		{interaction: "history-system", method: http.MethodGet, pattern: "_history", level: systemLevel, read: (*Server).history},
 		{interaction: "transaction", method: http.MethodPost, pattern: "", level: systemLevel, bundle: true},
+		{interaction: "search-system", method: http.MethodGet, pattern: "", level: systemLevel, read: (*Server).searchSystem},
 		{interaction: "history-type", method: http.MethodGet, pattern: "{type}/_history", level: typeLevel, read: (*Server).history},
 		{interaction: "search-type", method: http.MethodGet, pattern: "{type}", level: typeLevel, read: (*Server).searchType},
 		{interaction: "search-type", method: http.MethodPost, pattern: "{type}/_search", level: typeLevel, read: (*Server).searchType},

@@ -11,6 +11,7 @@ import (
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/search"
+	"github.com/promsgateway/gateway/fhir/spec"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -34,6 +35,36 @@ func (s *Server) searchType(ctx context.Context, db store.Reader, r *Request) (*
 		return nil, err
 	}
 	return s.searchBundle(ctx, db, r, q, params, r.Type)
+}
+
+// searchSystem: GET [base]?_type=...&params, a search across resource
+// types with the parameters every resource has (_id, _lastUpdated, _tag,
+// _profile, _security, _source). Without _type it searches every type.
+func (s *Server) searchSystem(ctx context.Context, db store.Reader, r *Request) (*Response, error) {
+	params := url.Values{}
+	for k, v := range r.Query {
+		if k != "_type" {
+			params[k] = v
+		}
+	}
+	q, err := s.registry.Parse("Resource", params, preferHandling(r.Header) == "strict")
+	if err != nil {
+		return nil, err
+	}
+	q.Type = ""
+	if v := r.Query.Get("_type"); v != "" {
+		for _, t := range strings.Split(v, ",") {
+			if _, ok := spec.Lookup(t); !ok {
+				return nil, outcome.New(outcome.Invalid, "_type: %q is not an R4 resource type", t)
+			}
+			q.Types = append(q.Types, t)
+		}
+		q.Used.Set("_type", v)
+	}
+	if len(q.Sort) == 0 {
+		q.Sort = []search.SortKey{{Code: "_type", Type: "token"}}
+	}
+	return s.searchBundle(ctx, db, r, q, r.Query, "")
 }
 
 // searchCompartment: GET [base]/Patient/[id]/[type]?params, a search
@@ -223,7 +254,10 @@ func linkURL(base, path string, params url.Values, cursor string) string {
 	if cursor != "" {
 		out.Set("_cursor", cursor)
 	}
-	u := base + "/" + path
+	u := base
+	if path != "" {
+		u += "/" + path
+	}
 	if len(out) > 0 {
 		u += "?" + out.Encode()
 	}

@@ -269,3 +269,21 @@ func TestCompartmentAndEverything(t *testing.T) {
 		}
 	})
 }
+
+func TestSystemSearch(t *testing.T) {
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		expect(t, g.do("PUT", "/Patient/p", `{"resourceType":"Patient","id":"p","meta":{"tag":[{"system":"urn:t","code":"proms"}]}}`), 201)
+		expect(t, g.do("PUT", "/Observation/o", `{"resourceType":"Observation","id":"o","meta":{"tag":[{"system":"urn:t","code":"proms"}]},"status":"final","code":{"text":"x"}}`), 201)
+		expect(t, g.do("PUT", "/Observation/q", `{"resourceType":"Observation","id":"q","status":"final","code":{"text":"x"}}`), 201)
+		r := g.do("GET", "?_tag=urn:t|proms", "")
+		expect(t, r, 200)
+		if n := len(entries(t, r)); n != 2 || r.json(t)["total"] != float64(2) {
+			t.Errorf("system search by _tag: %s", r.body)
+		}
+		r = g.do("GET", "?_type=Observation&_id=o,q,p", "")
+		if fmt.Sprint(ids(t, r)) != "[o q]" {
+			t.Errorf("system search with _type: %v", ids(t, r))
+		}
+		expect(t, g.do("GET", "?_type=Nonsense", ""), 400)
+	})
+}
