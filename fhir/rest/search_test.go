@@ -138,7 +138,7 @@ func TestSearchFindsOfficialExamples(t *testing.T) {
 				maxNum[row.Param] = max(maxNum[row.Param], row.NHigh)
 			}
 			for _, row := range rows {
-				hit, miss, ok := queriesFor(row, maxDate[row.Param], maxNum[row.Param])
+				hit, miss, ok := queriesFor(h.Type, row, maxDate[row.Param], maxNum[row.Param])
 				if !ok {
 					continue
 				}
@@ -168,13 +168,33 @@ func TestSearchFindsOfficialExamples(t *testing.T) {
 
 // queriesFor builds, from an index row, a query that must match it and one
 // that must not.
-func queriesFor(row search.Row, maxDate int64, maxNum float64) (hit, miss string, ok bool) {
+func queriesFor(typ string, row search.Row, maxDate int64, maxNum float64) (hit, miss string, ok bool) {
 	if row.Param == "_compartment" {
 		return "", "", false // internal: compartment membership, not a search parameter
 	}
 	p := url.QueryEscape(row.Param)
 	esc := func(s string) string {
-		return url.QueryEscape(strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`).Replace(s))
+		return url.QueryEscape(strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`).Replace(s))
+	}
+	if def, found := search.R4().Lookup(typ, row.Param); found && def.Type == "composite" {
+		first := esc(row.Sys) + "|" + esc(row.Val)
+		var second string
+		switch {
+		case row.HasNumber:
+			unit := strings.SplitN(row.Raw, "|", 2)
+			second = "ap" + url.QueryEscape(strconv.FormatFloat((row.NLow+row.NHigh)/2, 'f', -1, 64))
+			if len(unit) == 2 && unit[1] != "" {
+				second += "|" + esc(unit[0]) + "|" + esc(unit[1])
+			}
+		case row.HasDate:
+			second = "ge" + url.QueryEscape(time.UnixMicro(row.DLow).UTC().Format("2006-01-02T15:04:05.000000Z"))
+		case strings.Contains(row.Raw, "|"):
+			parts := strings.SplitN(row.Raw, "|", 2)
+			second = esc(parts[0]) + "|" + esc(parts[1])
+		default:
+			second = esc(row.Raw)
+		}
+		return p + "=" + first + "$" + second, p + "=" + first + "-no$" + second, true
 	}
 	switch {
 	case row.HasDate:

@@ -60,6 +60,10 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 			continue
 		}
 		for _, v := range vals {
+			if p.Type == "composite" {
+				rows = append(rows, compositeRows(p, env, v)...)
+				continue
+			}
 			rows = append(rows, rowsFor(p, v)...)
 		}
 	}
@@ -372,4 +376,55 @@ func numberRange(s string) (float64, float64, bool) {
 	}
 	half := 0.5 * math.Pow(10, float64(exp-decimals))
 	return v - half, v + half, true
+}
+
+// compositeRows indexes a composite parameter (R4 3.1.1.4.10): for each
+// pair of its first component (a token: Sys, Val) and its second, one row.
+// The second component is kept in the row's other columns: a quantity in
+// NLow..NHigh with "system|code" of its unit in Raw, a date in DLow..DHigh,
+// a token as "system|code" in Raw, a string normalised in Raw.
+func compositeRows(p *Param, env *fhirpath.Environment, v fhirpath.Value) []Row {
+	first, err := p.components[0].expr.Evaluate(env, fhirpath.Collection{v})
+	if err != nil {
+		return nil
+	}
+	second, err := p.components[1].expr.Evaluate(env, fhirpath.Collection{v})
+	if err != nil {
+		return nil
+	}
+	tokenParam := &Param{Code: p.Code, Type: "token"}
+	secondParam := &Param{Code: p.Code, Type: p.components[1].typ}
+	var out []Row
+	for _, f := range first {
+		for _, a := range rowsFor(tokenParam, f) {
+			if a.Val == "" {
+				continue // a CodeableConcept's text alone
+			}
+			for _, sv := range second {
+				for _, b := range rowsFor(secondParam, sv) {
+					row := Row{Param: p.Code, Sys: a.Sys, Val: a.Val}
+					switch secondParam.Type {
+					case "quantity":
+						row.NLow, row.NHigh, row.HasNumber = b.NLow, b.NHigh, true
+						row.Raw = b.Sys + "|" + b.Val
+					case "number":
+						row.NLow, row.NHigh, row.HasNumber = b.NLow, b.NHigh, true
+					case "date":
+						row.DLow, row.DHigh, row.HasDate = b.DLow, b.DHigh, true
+					case "token":
+						if b.Val == "" {
+							continue // a CodeableConcept's text alone
+						}
+						row.Raw = b.Sys + "|" + b.Val
+					case "string", "uri":
+						row.Raw = b.Val
+					default:
+						continue
+					}
+					out = append(out, row)
+				}
+			}
+		}
+	}
+	return out
 }

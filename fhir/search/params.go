@@ -36,6 +36,14 @@ type Param struct {
 	} `json:"component,omitempty"`
 
 	expr *fhirpath.Expression
+	// components are the parsed parts of a composite (the first two, which
+	// is what the index stores).
+	components []component
+}
+
+type component struct {
+	typ  string
+	expr *fhirpath.Expression
 }
 
 // Registry holds the search parameters of every resource type.
@@ -76,6 +84,22 @@ func newRegistry(params []*Param) *Registry {
 			p.expr = e
 		}
 		r.byURL[p.URL] = p
+	}
+	for _, p := range params {
+		if p.Type == "composite" && len(p.Component) >= 2 {
+			for _, c := range p.Component[:2] {
+				def, ok := r.byURL[c.Definition]
+				e, err := fhirpath.Parse(c.Expression)
+				if !ok || err != nil {
+					p.components = nil
+					break
+				}
+				p.components = append(p.components, component{typ: def.Type, expr: e})
+			}
+		}
+		if p.expr == nil && p.Expression != "" {
+			continue
+		}
 		for _, b := range p.Base {
 			if r.byType[b] == nil {
 				r.byType[b] = map[string]*Param{}
@@ -118,6 +142,8 @@ func (p *Param) Indexed() bool {
 	switch p.Type {
 	case "string", "token", "reference", "date", "number", "quantity", "uri":
 		return p.expr != nil || p.Code == "_id"
+	case "composite":
+		return p.expr != nil && len(p.components) == 2 && p.components[0].typ == "token" && p.components[1].typ != "composite"
 	}
 	return false
 }

@@ -75,6 +75,9 @@ type Value struct {
 	DLow, DHigh int64
 	// number and quantity: the value and its implicit range [NLow, NHigh)
 	Num, NLow, NHigh float64
+	// Second is a composite's second component, of type SecondType.
+	Second     *Value
+	SecondType string
 }
 
 // SortKey is one _sort key.
@@ -332,6 +335,9 @@ func parseClause(p *Param, modifier, raw string) (Clause, error) {
 			return c, &outcome.Error{Kind: outcome.MethodNotAllowed}
 		}
 	}
+	if p.Type == "composite" && modifier != "" {
+		return c, &outcome.Error{Kind: outcome.MethodNotAllowed}
+	}
 	for _, alt := range splitValues(raw) {
 		v, err := parseValue(p, modifier, alt)
 		if err != nil {
@@ -457,6 +463,21 @@ func parseValue(p *Param, modifier, s string) (Value, error) {
 			}
 			v.System, v.HasSystem, v.Code = sys, sys != "", code
 		}
+	case "composite":
+		first, rest, ok := strings.Cut(s, "$")
+		if !ok || len(p.components) != 2 {
+			return v, parseError("a composite value is [token]$[value]")
+		}
+		tok, err := parseValue(&Param{Code: p.Code, Type: "token"}, "", first)
+		if err != nil {
+			return v, err
+		}
+		second, err := parseValue(&Param{Code: p.Code, Type: p.components[1].typ}, "", rest)
+		if err != nil {
+			return v, err
+		}
+		v = tok
+		v.Second, v.SecondType = &second, p.components[1].typ
 	default:
 		return v, parseError("parameters of type " + p.Type + " are not supported")
 	}

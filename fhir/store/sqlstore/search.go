@@ -506,6 +506,35 @@ func valueCondition(q *query, c search.Clause, v search.Value) {
 			q.add(" AND (s.val = ? OR s.raw = ?)", v.Code, v.Code)
 		}
 		q.add(")")
+	case "composite":
+		q.add("(")
+		valueCondition(q, search.Clause{Type: "token"}, v)
+		if sv := v.Second; sv != nil {
+			q.add(" AND ")
+			switch v.SecondType {
+			case "quantity", "number":
+				numberCondition(q, *sv)
+				if sv.HasSystem {
+					q.add(" AND s.raw = ?", sv.System+"|"+sv.Code)
+				} else if sv.Code != "" {
+					q.add(` AND s.raw LIKE ? ESCAPE '\'`, "%|"+likeEscape(sv.Code))
+				}
+			case "date":
+				dateCondition(q, "s.dlow", "s.dhigh", *sv)
+			case "token":
+				switch {
+				case sv.HasSystem && sv.Code == "":
+					q.add(`s.raw LIKE ? ESCAPE '\'`, likeEscape(sv.System)+"|%")
+				case sv.HasSystem:
+					q.add("s.raw = ?", sv.System+"|"+sv.Code)
+				default:
+					q.add(` s.raw LIKE ? ESCAPE '\'`, "%|"+likeEscape(sv.Code))
+				}
+			default:
+				q.add(` s.raw LIKE ? ESCAPE '\'`, likeEscape(search.Normalize(sv.Text))+"%")
+			}
+		}
+		q.add(")")
 	default:
 		q.add("1 = 0")
 	}

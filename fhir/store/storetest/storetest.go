@@ -619,6 +619,23 @@ func testChains(t *testing.T, s store.Store) {
 		{"Organization", "_has:Patient:organization:_has:Observation:subject:code=1234", []string{"york"}},
 		{"Patient", "_has:Observation:subject:code=999", nil},
 	}
+	put(t, s, store.Write{Type: "Observation", ID: "bp", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/zz"},
+		"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":128,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+		{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":82,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "ohs", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/zz"},"valueQuantity":{"value":42,"system":"http://unitsofmeasure.org","code":"{score}"},"effectiveDateTime":"2026-11-01"}`)})
+	tests = append(tests, []struct {
+		typ, query string
+		want       []string
+	}{
+		{"Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt120", []string{"bp"}},
+		{"Observation", "component-code-value-quantity=http://loinc.org|8480-6$lt120", nil},
+		{"Observation", "component-code-value-quantity=http://loinc.org|8462-4$82|http://unitsofmeasure.org|mm[Hg]", []string{"bp"}},
+		{"Observation", "component-code-value-quantity=http://loinc.org|8462-4$128", nil}, // the values of different components do not mix
+		{"Observation", "code-value-quantity=http://snomed.info/sct|273335000$ge40", []string{"ohs"}},
+		{"Observation", "code-value-quantity=273335000$lt40", nil},
+		{"Observation", "combo-code-value-quantity=http://loinc.org|8480-6$128", []string{"bp"}},
+	}...)
+
 	for _, tc := range tests {
 		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
 			if got := ids(t, s, tc.typ, tc.query); fmt.Sprint(got) != fmt.Sprint(tc.want) {
