@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"errors"
 	"net/url"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
@@ -23,6 +24,12 @@ func matchQuery(ctx context.Context, db store.Reader, typ string, q url.Values, 
 	}
 	if len(sq.Where) == 0 {
 		return nil, outcome.New(outcome.Invalid, "conditional interaction without search criteria")
+	}
+	err = sq.ResolveValueSets(func(string) (search.ValueSetCodes, error) {
+		return nil, errors.New("ValueSet modifiers are not supported in conditional criteria")
+	})
+	if err != nil {
+		return nil, err
 	}
 	sq.Total = "none"
 	sq.Count = limit

@@ -141,6 +141,12 @@ func (s *Server) everything(ctx context.Context, db store.Reader, r *Request) (*
 // searchBundle runs q and renders the searchset Bundle; path is the
 // search's path for the paging links.
 func (s *Server) searchBundle(ctx context.Context, db store.Reader, r *Request, q *search.Query, params url.Values, path string) (*Response, error) {
+	err := q.ResolveValueSets(func(canonical string) (search.ValueSetCodes, error) {
+		return s.valueSetCodes(ctx, db, canonical)
+	})
+	if err != nil {
+		return nil, err
+	}
 	summary := params.Get("_summary")
 	switch summary {
 	case "", "true", "false", "count", "data", "text":

@@ -211,6 +211,10 @@ func queriesFor(typ string, row search.Row, maxDate int64, maxNum float64) (hit,
 		num := func(f float64) string { return url.QueryEscape(strconv.FormatFloat(f, 'f', -1, 64)) }
 		mid := (row.NLow + row.NHigh) / 2
 		return p + "=ap" + num(mid), p + "=gt" + num(maxNum+math.Abs(maxNum)+1), true
+	case row.Raw == "#of-type":
+		parts := strings.SplitN(row.Sys, "|", 2)
+		typ := esc(parts[0]) + "|" + esc(parts[1])
+		return p + ":of-type=" + typ + "|" + esc(row.Val), p + ":of-type=" + typ + "|" + esc(row.Val) + "-no", true
 	case row.Raw == "#identifier":
 		return p + ":identifier=" + esc(row.Sys) + "|" + esc(row.Val), p + ":identifier=" + esc(row.Sys) + "|" + esc(row.Val) + "-no", true
 	case row.Param == "_profile" || row.Param == "url" || row.Param == "_source":
@@ -305,5 +309,28 @@ func TestSystemSearch(t *testing.T) {
 			t.Errorf("system search with _type: %v", ids(t, r))
 		}
 		expect(t, g.do("GET", "?_type=Nonsense", ""), 400)
+	})
+}
+
+func TestValueSetModifiers(t *testing.T) {
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		expect(t, g.do("PUT", "/ValueSet/hips", `{"resourceType":"ValueSet","id":"hips","url":"https://proms.example/ValueSet/hip-scores","status":"active",
+			"compose":{"include":[{"system":"http://snomed.info/sct","concept":[{"code":"273335000"},{"code":"1000"}]}],"exclude":[{"system":"http://snomed.info/sct","concept":[{"code":"1000"}]}]}}`), 201)
+		expect(t, g.do("PUT", "/ValueSet/filtered", `{"resourceType":"ValueSet","id":"filtered","url":"https://proms.example/ValueSet/filtered","status":"active",
+			"compose":{"include":[{"system":"http://snomed.info/sct","filter":[{"property":"concept","op":"is-a","value":"404684003"}]}]}}`), 201)
+		for id, code := range map[string]string{"o1": "273335000", "o2": "1000", "o3": "5555"} {
+			expect(t, g.do("PUT", "/Observation/"+id, `{"resourceType":"Observation","id":"`+id+`","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"`+code+`"}]}}`), 201)
+		}
+		r := g.do("GET", "/Observation?code:in=https://proms.example/ValueSet/hip-scores", "")
+		expect(t, r, 200)
+		if fmt.Sprint(ids(t, r)) != "[o1]" {
+			t.Errorf(":in gave %v", ids(t, r))
+		}
+		r = g.do("GET", "/Observation?code:not-in=https://proms.example/ValueSet/hip-scores", "")
+		if fmt.Sprint(ids(t, r)) != "[o2 o3]" {
+			t.Errorf(":not-in gave %v", ids(t, r))
+		}
+		expect(t, g.do("GET", "/Observation?code:in=https://proms.example/ValueSet/unknown", ""), 400)
+		expect(t, g.do("GET", "/Observation?code:in=https://proms.example/ValueSet/filtered", ""), 400)
 	})
 }

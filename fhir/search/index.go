@@ -37,6 +37,10 @@ type Row struct {
 	HasNumber   bool
 }
 
+// ofTypeMarker marks the rows that serve :of-type (Sys is the identifier
+// type's system|code, Val the identifier's value).
+const ofTypeMarker = "#of-type"
+
 // Extract evaluates every indexed parameter of the resource's type on body
 // and returns its index rows. Parameters whose evaluation fails are reported
 // in errs and skipped; the rows of the others are returned.
@@ -267,11 +271,23 @@ func tokenRows(code string, n *fhirpath.Node, m map[string]any, str func(string)
 		if n.Type == "ContactPoint" {
 			row.Sys = ""
 		}
+		out := []Row{row}
 		if t, ok := m["type"].(map[string]any); ok {
 			tt, _ := t["text"].(string)
-			row.Raw = Normalize(tt)
+			out[0].Raw = Normalize(tt)
+			// :of-type rows: the identifier's type coding with its value.
+			if codings, ok := t["coding"].([]any); ok {
+				for _, c := range codings {
+					cm, _ := c.(map[string]any)
+					sys, _ := cm["system"].(string)
+					cd, _ := cm["code"].(string)
+					if cd != "" && row.Val != "" {
+						out = append(out, Row{Param: code, Sys: sys + "|" + cd, Val: row.Val, Raw: ofTypeMarker})
+					}
+				}
+			}
 		}
-		return []Row{row}
+		return out
 	}
 	return nil
 }

@@ -304,7 +304,7 @@ func (r *Registry) parseNamed(typ, name, value string, depth int) (Clause, error
 
 var supportedModifiers = map[string][]string{
 	"string":    {"exact", "contains", "missing"},
-	"token":     {"text", "not", "missing"},
+	"token":     {"text", "not", "missing", "of-type", "in", "not-in"},
 	"reference": {"identifier", "missing"},
 	"uri":       {"below", "above", "missing"},
 	"date":      {"missing"},
@@ -396,9 +396,17 @@ func parseValue(p *Param, modifier, s string) (Value, error) {
 	case "uri":
 		v.Text = s
 	case "token":
-		if modifier == "text" {
-			v.Text = s
-			break
+		switch modifier {
+		case "text", "in", "not-in":
+			v.Text = s // the text, or the ValueSet's canonical URL
+			return v, nil
+		case "of-type":
+			parts := strings.SplitN(s, "|", 3)
+			if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+				return v, parseError(":of-type takes [type system]|[type code]|[value]")
+			}
+			v.System, v.HasSystem, v.Code, v.Text = parts[0]+"|"+parts[1], true, parts[2], ofTypeMarker
+			return v, nil
 		}
 		if sys, code, ok := strings.Cut(s, "|"); ok {
 			v.System, v.HasSystem, v.Code = sys, true, code
@@ -529,6 +537,40 @@ func (r *Registry) parseInclude(name, v string, iterate bool) (Include, error) {
 		}
 	}
 	return inc, nil
+}
+
+// ValueSetCodes are the codes a ValueSet admits, for :in and :not-in.
+type ValueSetCodes []Value
+
+// ResolveValueSets replaces :in and :not-in clauses with the codes of the
+// ValueSets they name, as codes finds them (R4 3.1.1.5.5). A ValueSet that
+// cannot be found or expanded is an error naming the parameter.
+func (q *Query) ResolveValueSets(codes func(url string) (ValueSetCodes, error)) error {
+	for i := range q.Where {
+		c := &q.Where[i]
+		if c.Type != "token" || (c.Modifier != "in" && c.Modifier != "not-in") {
+			continue
+		}
+		var all []Value
+		for _, v := range c.Values {
+			vs, err := codes(v.Text)
+			if err != nil {
+				return invalid(c.Code+":"+c.Modifier, "%v", err)
+			}
+			all = append(all, vs...)
+		}
+		if c.Modifier == "in" {
+			c.Modifier = ""
+		} else {
+			c.Modifier = "not"
+		}
+		if len(all) == 0 {
+			// An empty ValueSet admits nothing.
+			all = []Value{{HasSystem: true, System: "urn:empty-value-set", Code: "\x00"}}
+		}
+		c.Values = all
+	}
+	return nil
 }
 
 // Now is the clock used for ap (approximately) on dates; tests may set it.

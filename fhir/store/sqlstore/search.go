@@ -455,6 +455,8 @@ func valueCondition(q *query, c search.Clause, v search.Value) {
 		}
 	case "token":
 		switch {
+		case v.Text == "#of-type":
+			q.add("(s.raw = '#of-type' AND s.sys = ? AND s.val = ?)", v.System, v.Code)
 		case c.Modifier == "text":
 			q.add(`s.raw LIKE ? ESCAPE '\'`, likeEscape(search.Normalize(v.Text))+"%")
 		case v.HasSystem && v.Code == "":

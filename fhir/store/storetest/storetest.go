@@ -279,7 +279,7 @@ func ids(t *testing.T, s store.Store, typ, query string) []string {
 func testSearch(t *testing.T, s store.Store) {
 	put(t, s, store.Write{Type: "Patient", ID: "a", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"Brontë","given":["Anne"]}],"gender":"female","birthDate":"1950-02-14","active":true,"generalPractitioner":[{"reference":"Practitioner/gp1"}],"telecom":[{"system":"email","value":"anne@example.org"}]}`)})
 	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:other","value":"9000000009"}],"name":[{"family":"Smith","given":["Bob"]}],"gender":"male","birthDate":"1961","generalPractitioner":[{"reference":"Practitioner/gp2"}]}`)})
-	put(t, s, store.Write{Type: "Patient", ID: "c", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"value":"local-1"}],"name":[{"family":"Smithson","given":["Cat"]}],"gender":"female"}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "c", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"value":"local-1"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:mrn","value":"mrn-7"}],"name":[{"family":"Smithson","given":["Cat"]}],"gender":"female"}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000","display":"Oxford hip score"}]},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":42,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/b"},"effectivePeriod":{"start":"2025-01-01","end":"2025-06-30"},"valueQuantity":{"value":17.5,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
 	tests := []struct {
@@ -310,6 +310,8 @@ func testSearch(t *testing.T, s store.Store) {
 		{"Patient", "general-practitioner=Practitioner/gp1", []string{"a"}},
 		{"Patient", "general-practitioner=gp2", []string{"b"}},
 		{"Patient", "email=anne@example.org", []string{"a"}},
+		{"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|mrn-7", []string{"c"}},
+		{"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|9000000009", nil},
 		{"Observation", "subject=Patient/a", []string{"o1"}},
 		{"Observation", "patient=b", []string{"o2"}},
 		{"Observation", "code=http://snomed.info/sct|273335000", []string{"o1", "o2"}},
