@@ -126,6 +126,17 @@ func splitReference(ref string) (typ, id string, ok bool) {
 // whitespace collapsed (R4 3.1.1.5.3: string search ignores case and
 // accents).
 func Normalize(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		// No accents to remove: the common case, without the transformer.
+		return strings.ToLower(strings.Join(strings.Fields(s), " "))
+	}
 	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 	out, _, err := transform.String(t, s)
 	if err != nil {

@@ -48,7 +48,8 @@ type component struct {
 
 // Registry holds the search parameters of every resource type.
 type Registry struct {
-	byType map[string]map[string]*Param
+	byType  map[string]map[string]*Param
+	forType sync.Map // type -> []*Param, the sorted list ForType returns
 	byURL  map[string]*Param
 	// Broken lists definitions whose expression this server cannot parse;
 	// they are not offered.
@@ -121,8 +122,12 @@ func (r *Registry) Lookup(typ, code string) (*Param, bool) {
 	return nil, false
 }
 
-// ForType returns the parameters of typ, sorted by code.
+// ForType returns the parameters of typ, sorted by code. The slice is
+// shared: callers must not change it.
 func (r *Registry) ForType(typ string) []*Param {
+	if ps, ok := r.forType.Load(typ); ok {
+		return ps.([]*Param)
+	}
 	seen := map[string]bool{}
 	var out []*Param
 	for _, t := range []string{typ, "DomainResource", "Resource"} {
@@ -134,6 +139,7 @@ func (r *Registry) ForType(typ string) []*Param {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Code < out[j].Code })
+	r.forType.Store(typ, out)
 	return out
 }
 

@@ -194,10 +194,13 @@ func (r *Registry) Parse(typ string, params url.Values, strict bool) (*Query, er
 				if err != nil {
 					return nil, err
 				}
+				// Wildcards become the concrete reference parameters, so the
+				// store can use its index for each.
+				all := r.expandInclude(typ, inc, code == "_revinclude")
 				if code == "_include" {
-					q.Include = append(q.Include, inc)
+					q.Include = append(q.Include, all...)
 				} else {
-					q.RevInclude = append(q.RevInclude, inc)
+					q.RevInclude = append(q.RevInclude, all...)
 				}
 			}
 			q.Used[name] = values
@@ -571,6 +574,43 @@ func (q *Query) ResolveValueSets(codes func(url string) (ValueSetCodes, error)) 
 		c.Values = all
 	}
 	return nil
+}
+
+// expandInclude replaces "*" in an include by every reference parameter it
+// stands for: of the source type (_include), or of every type whose
+// reference parameters can point at typ (_revinclude).
+func (r *Registry) expandInclude(typ string, inc Include, rev bool) []Include {
+	if inc.Param != "*" && inc.SourceType != "*" {
+		return []Include{inc}
+	}
+	var out []Include
+	sources := []string{inc.SourceType}
+	if inc.SourceType == "*" {
+		if !rev {
+			sources = []string{typ}
+		} else {
+			sources = nil
+			for t := range r.byType {
+				sources = append(sources, t)
+			}
+			sort.Strings(sources)
+		}
+	}
+	for _, src := range sources {
+		if src == "Resource" || src == "DomainResource" {
+			continue
+		}
+		for _, p := range r.ForType(src) {
+			if p.Type != "reference" || !p.Indexed() || (inc.Param != "*" && p.Code != inc.Param) {
+				continue
+			}
+			if rev && typ != "" && !contains(p.Target, typ) {
+				continue
+			}
+			out = append(out, Include{SourceType: src, Param: p.Code, TargetType: inc.TargetType, Iterate: inc.Iterate})
+		}
+	}
+	return out
 }
 
 // Now is the clock used for ap (approximately) on dates; tests may set it.

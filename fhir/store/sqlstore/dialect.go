@@ -132,11 +132,14 @@ var postgresDialect = dialect{
 var commonIndexes = []string{
 	`CREATE INDEX IF NOT EXISTS resource_version_type_seq ON resource_version (type, seq)`,
 	`CREATE INDEX IF NOT EXISTS resource_version_updated ON resource_version (last_updated)`,
+	// Every index is paid for on every write (each dirties pages of its own),
+	// so the date, number and compartment indexes are partial: rows without
+	// such a value do not touch them.
 	`CREATE INDEX IF NOT EXISTS search_index_resource ON search_index (res_type, res_id)`,
 	`CREATE INDEX IF NOT EXISTS search_index_val ON search_index (res_type, param, val, sys)`,
-	`CREATE INDEX IF NOT EXISTS search_index_date ON search_index (res_type, param, dlow, dhigh)`,
-	`CREATE INDEX IF NOT EXISTS search_index_number ON search_index (res_type, param, nlow)`,
-	`CREATE INDEX IF NOT EXISTS search_index_target ON search_index (sys, val, param)`,
+	`CREATE INDEX IF NOT EXISTS search_index_date ON search_index (res_type, param, dlow, dhigh) WHERE dlow IS NOT NULL`,
+	`CREATE INDEX IF NOT EXISTS search_index_number ON search_index (res_type, param, nlow) WHERE nlow IS NOT NULL`,
+	`CREATE INDEX IF NOT EXISTS search_index_compartment ON search_index (val, res_type, res_id) WHERE param = '_compartment'`,
 }
 
 // rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL. Queries in
@@ -164,7 +167,7 @@ func openSQLite(path string) (*sql.DB, error) {
 	// The path is part of a URI: '%', '#' and '?' in it must be escaped or
 	// SQLite would open another file (and drop the pragmas after them).
 	escaped := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
-	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-32768)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

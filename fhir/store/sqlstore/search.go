@@ -52,7 +52,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		// The patient itself, and what its compartment's parameters link to it.
 		// Row-value IN keeps this an uncorrelated lookup on the index.
 		where.add(` AND ((c.type = 'Patient' AND c.id = ?) OR (c.type, c.id) IN (SELECT s.res_type, s.res_id FROM search_index s
-			WHERE s.sys = 'Patient' AND s.val = ? AND s.param = '_compartment'))`,
+			WHERE s.param = '_compartment' AND s.val = ?))`,
 			sq.Compartment.PatientID, sq.Compartment.PatientID)
 	}
 	if sq.Since != 0 {

@@ -313,6 +313,9 @@ const (
 // res_type and res_id.
 const indexColumns = 8
 
+// indexBatch is the most index rows one insert statement writes.
+const indexBatch = 24
+
 // sqlIndex inserts n index rows.
 func sqlIndex(n int) string {
 	row := "(?, ?" + strings.Repeat(", ?", indexColumns) + "),"
@@ -335,6 +338,9 @@ func indexArgs(row search.Row) []any {
 // fixedStatements are prepared at Open so that transactions never prepare.
 func (s *Store) fixedStatements() []string {
 	qs := []string{sqlRead, sqlVRead, sqlLock, sqlSetCurrent, sqlNewCurrent, sqlRecord, sqlUnindex}
+	for n := 1; n <= indexBatch; n++ {
+		qs = append(qs, sqlIndex(n))
+	}
 	if s.d.combinedCreate != nil {
 		qs = append(qs, s.d.combinedCreate(0))
 	}
@@ -598,8 +604,8 @@ func (t *tx) index(ctx context.Context, res *store.Resource, rows []search.Row, 
 			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
 		}
 	}
-	// Large resources are indexed in batches to stay under parameter limits.
-	const batch = 100
+	// Rows go in batches whose statements are prepared at Open.
+	const batch = indexBatch
 	for start := 0; start < len(rows); start += batch {
 		part := rows[start:min(start+batch, len(rows))]
 		args := make([]any, 0, (2+indexColumns)*len(part))
