@@ -100,3 +100,19 @@ func TestExtract(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkExtract(b *testing.B) {
+	docs := map[string]string{
+		"Patient":     `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"use":"official","family":"Smith","given":["Jane","Mary"]}],"gender":"female","birthDate":"1950-02-01","address":[{"line":["1 High Street"],"city":"Leeds","postalCode":"LS1 1AA"}]}`,
+		"Observation": `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000","display":"Oxford hip score"}]},"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2026-11-01","valueInteger":42}`,
+	}
+	for typ, doc := range docs {
+		b.Run(typ, func(b *testing.B) {
+			for b.Loop() {
+				if _, errs := R4().Extract(typ, []byte(doc)); len(errs) > 0 {
+					b.Fatal(errs)
+				}
+			}
+		})
+	}
+}
