@@ -143,12 +143,10 @@ func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
 // serve runs the gateway until ctx ends, then drains in-flight requests.
 // When ready is not nil it receives the bound address once listening.
 func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
-	cfg, err := readSettings(getenv)
+	cfg, log, err := setup(getenv, logOut)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel}))
-
 	keys, st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -214,6 +212,15 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	return nil
 }
 
+// setup reads the settings and makes the JSON logger they ask for.
+func setup(getenv func(string) string, logOut io.Writer) (settings, *slog.Logger, error) {
+	cfg, err := readSettings(getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	return cfg, slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel})), nil
+}
+
 // openStore opens the key holder and the resource store the settings name.
 func openStore(ctx context.Context, cfg settings, log *slog.Logger) (vault.Keys, *sqlstore.Store, error) {
 	if cfg.production {
@@ -233,11 +240,10 @@ func openStore(ctx context.Context, cfg settings, log *slog.Logger) (vault.Keys,
 // reindex rebuilds the search index from the embedded definitions,
 // reporting progress on stdout.
 func reindex(ctx context.Context, getenv func(string) string, stdout, logOut io.Writer) error {
-	cfg, err := readSettings(getenv)
+	cfg, log, err := setup(getenv, logOut)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel}))
 	_, st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -39,7 +39,18 @@ func main() {
 	bare := flag.String("serve-bare", "", "internal: serve the bare ceiling handler on this address")
 	patients := flag.Int("search-patients", 100_000, "Patients generated for the search measurements (0: skip them)")
 	observations := flag.Int("search-observations", 1_000_000, "Observations generated for the search measurements")
+	seedOnly := flag.String("seed-only", "", "seed the search data set into this database (with -keystore) and exit, for EXPLAIN sessions")
+	keystore := flag.String("keystore", "seed-keys.json", "keystore file for -seed-only")
 	flag.Parse()
+	if *seedOnly != "" {
+		took, err := seedSearch(context.Background(), *seedOnly, *keystore, *patients, *observations)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadrun:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stderr, "seeded in", took)
+		return
+	}
 	if *bare != "" {
 		serveBare(*bare)
 		return

@@ -53,9 +53,10 @@ type capabilityOp struct {
 }
 
 type capabilityParam struct {
-	Name       string `json:"name"`
-	Definition string `json:"definition,omitempty"`
-	Type       string `json:"type"`
+	Name          string `json:"name"`
+	Definition    string `json:"definition,omitempty"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
 }
 
 type code struct {
@@ -139,7 +140,7 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 				if !p.Indexed() && p.Code != "_lastUpdated" {
 					continue
 				}
-				rc.SearchParam = append(rc.SearchParam, capabilityParam{Name: p.Code, Definition: p.URL, Type: p.Type})
+				rc.SearchParam = append(rc.SearchParam, capabilityParam{Name: p.Code, Definition: p.URL, Type: p.Type, Documentation: search.Documentation(p.Type)})
 				if p.Type == "reference" {
 					rc.SearchInclude = append(rc.SearchInclude, t+":"+p.Code)
 				}

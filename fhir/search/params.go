@@ -50,7 +50,7 @@ type component struct {
 type Registry struct {
 	byType  map[string]map[string]*Param
 	forType sync.Map // type -> []*Param, the sorted list ForType returns
-	byURL  map[string]*Param
+	byURL   map[string]*Param
 	// Broken lists definitions whose expression this server cannot parse;
 	// they are not offered.
 	Broken []string

@@ -225,6 +225,24 @@ func (r *Registry) Parse(typ string, params url.Values, strict bool) (*Query, er
 	return q, nil
 }
 
+// Documentation says what a query may use with a parameter of type typ:
+// its modifiers and, for ordered types, its prefixes. The
+// CapabilityStatement carries it.
+func Documentation(typ string) string {
+	mods := supportedModifiers[typ]
+	if typ == "reference" {
+		mods = append(append([]string{}, mods...), "[type]")
+	}
+	doc := "modifiers: " + strings.Join(mods, ", ")
+	switch typ {
+	case "date", "number", "quantity":
+		doc += "; prefixes: " + strings.Join(prefixes, ", ")
+	case "composite":
+		doc = "[token]$[value]; the value takes the prefixes of its type"
+	}
+	return doc
+}
+
 // errUnsupported marks a parameter, modifier or chain the server does not
 // support: ignored, or refused under handling=strict.
 var errUnsupported = errors.New("unsupported search parameter")

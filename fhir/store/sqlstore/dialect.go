@@ -51,37 +51,52 @@ func postgresCreate(n int) string {
 	return b.String()
 }
 
+// schema is the tables of both engines, written once; {serial}, {int},
+// {blob} and {float} are the engine's column types.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS resource_version (
+		seq {serial},
+		type TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version {int} NOT NULL,
+		last_updated {int} NOT NULL,
+		method TEXT NOT NULL,
+		deleted INTEGER NOT NULL,
+		body {blob},
+		UNIQUE (type, id, version))`,
+	`CREATE TABLE IF NOT EXISTS resource_current (
+		type TEXT NOT NULL,
+		id TEXT NOT NULL,
+		version {int} NOT NULL,
+		deleted INTEGER NOT NULL,
+		PRIMARY KEY (type, id))`,
+	`CREATE TABLE IF NOT EXISTS search_index (
+		res_type TEXT NOT NULL,
+		res_id TEXT NOT NULL,
+		param TEXT NOT NULL,
+		sys TEXT NOT NULL,
+		val TEXT NOT NULL,
+		raw TEXT NOT NULL,
+		dlow {int},
+		dhigh {int},
+		nlow {float},
+		nhigh {float})`,
+}
+
+func schemaFor(types map[string]string) []string {
+	out := make([]string, len(schema))
+	for i, q := range schema {
+		for k, v := range types {
+			q = strings.ReplaceAll(q, "{"+k+"}", v)
+		}
+		out[i] = q
+	}
+	return out
+}
+
 var sqliteDialect = dialect{
-	name: "sqlite",
-	schema: []string{
-		`CREATE TABLE IF NOT EXISTS resource_version (
-			seq INTEGER PRIMARY KEY AUTOINCREMENT,
-			type TEXT NOT NULL,
-			id TEXT NOT NULL,
-			version INTEGER NOT NULL,
-			last_updated INTEGER NOT NULL,
-			method TEXT NOT NULL,
-			deleted INTEGER NOT NULL,
-			body BLOB,
-			UNIQUE (type, id, version))`,
-		`CREATE TABLE IF NOT EXISTS resource_current (
-			type TEXT NOT NULL,
-			id TEXT NOT NULL,
-			version INTEGER NOT NULL,
-			deleted INTEGER NOT NULL,
-			PRIMARY KEY (type, id))`,
-		`CREATE TABLE IF NOT EXISTS search_index (
-			res_type TEXT NOT NULL,
-			res_id TEXT NOT NULL,
-			param TEXT NOT NULL,
-			sys TEXT NOT NULL,
-			val TEXT NOT NULL,
-			raw TEXT NOT NULL,
-			dlow INTEGER,
-			dhigh INTEGER,
-			nlow REAL,
-			nhigh REAL)`,
-	},
+	name:   "sqlite",
+	schema: schemaFor(map[string]string{"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER", "blob": "BLOB", "float": "REAL"}),
 	retryable: func(err error) bool {
 		var se *sqlite.Error
 		return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
@@ -92,35 +107,7 @@ var postgresDialect = dialect{
 	name:           "postgres",
 	numbered:       true,
 	combinedCreate: postgresCreate,
-	schema: []string{
-		`CREATE TABLE IF NOT EXISTS resource_version (
-			seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-			type TEXT NOT NULL,
-			id TEXT NOT NULL,
-			version BIGINT NOT NULL,
-			last_updated BIGINT NOT NULL,
-			method TEXT NOT NULL,
-			deleted INTEGER NOT NULL,
-			body BYTEA,
-			UNIQUE (type, id, version))`,
-		`CREATE TABLE IF NOT EXISTS resource_current (
-			type TEXT NOT NULL,
-			id TEXT NOT NULL,
-			version BIGINT NOT NULL,
-			deleted INTEGER NOT NULL,
-			PRIMARY KEY (type, id))`,
-		`CREATE TABLE IF NOT EXISTS search_index (
-			res_type TEXT NOT NULL,
-			res_id TEXT NOT NULL,
-			param TEXT NOT NULL,
-			sys TEXT NOT NULL,
-			val TEXT NOT NULL,
-			raw TEXT NOT NULL,
-			dlow BIGINT,
-			dhigh BIGINT,
-			nlow DOUBLE PRECISION,
-			nhigh DOUBLE PRECISION)`,
-	},
+	schema:         schemaFor(map[string]string{"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "int": "BIGINT", "blob": "BYTEA", "float": "DOUBLE PRECISION"}),
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// 40001 serialization_failure, 40P01 deadlock_detected
