@@ -40,8 +40,23 @@ func main() {
 	patients := flag.Int("search-patients", 100_000, "Patients generated for the search measurements (0: skip them)")
 	observations := flag.Int("search-observations", 1_000_000, "Observations generated for the search measurements")
 	seedOnly := flag.String("seed-only", "", "seed the search data set into this database (with -keystore) and exit, for EXPLAIN sessions")
-	keystore := flag.String("keystore", "seed-keys.json", "keystore file for -seed-only")
+	keystore := flag.String("keystore", "seed-keys.json", "keystore file for -seed-only and -search-only")
+	searchOnly := flag.String("search-only", "", "measure the search scenarios on this database, seeded before with -seed-only, and print the figures")
 	flag.Parse()
+	if *searchOnly != "" {
+		tmp, _ := os.MkdirTemp("", "loadrun")
+		defer os.RemoveAll(tmp)
+		bin := filepath.Join(tmp, "gateway")
+		if err := exec.Command("go", "build", "-o", bin, "./cmd/gateway").Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadrun: build:", err)
+			os.Exit(1)
+		}
+		if _, err := searchScenarios(bin, "search-only", *searchOnly, *keystore, *patients, *observations, *dur, *maxReq); err != nil {
+			fmt.Fprintln(os.Stderr, "loadrun:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *seedOnly != "" {
 		took, err := seedSearch(context.Background(), *seedOnly, *keystore, *patients, *observations)
 		if err != nil {

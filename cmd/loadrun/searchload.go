@@ -111,17 +111,24 @@ func measureSearch(bin, tmp, engine, dsn string, patients, observations int, dur
 		return nil, "", fmt.Errorf("seed: %w", err)
 	}
 	note := fmt.Sprintf("%s: seeded %d Patients and %d Observations in %s", engine, patients, observations, took.Round(time.Second))
+	out, err := searchScenarios(bin, engine, dsn, keystore, patients, observations, dur, maxReq)
+	return out, note, err
+}
+
+// searchScenarios measures the search scenarios over HTTP on a database
+// already seeded by seedSearch.
+func searchScenarios(bin, engine, dsn, keystore string, patients, observations int, dur time.Duration, maxReq int) ([]result, error) {
 	addr := freeAddr()
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DB="+dsn, "GATEWAY_KEYSTORE="+keystore)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
 	base := "http://" + addr + "/fhir"
 	if err := waitUp("http://" + addr + "/readyz"); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	scenarios := []struct {
 		name string
@@ -146,5 +153,5 @@ func measureSearch(bin, tmp, engine, dsn string, patients, observations int, dur
 			out = append(out, r)
 		}
 	}
-	return out, note, nil
+	return out, nil
 }

@@ -169,6 +169,21 @@ func openPostgres(url string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
+	// JIT compilation costs hundreds of milliseconds to seconds and pays
+	// off only for long analytical queries; on the gateway's short queries
+	// it turned a 15 ms search into seconds whenever the planner's estimate
+	// crossed jit_above_cost.
+	if _, set := cfg.RuntimeParams["jit"]; !set {
+		cfg.RuntimeParams["jit"] = "off"
+	}
+	// Search statements are prepared once and run with very different
+	// values: a generic plan estimates every code as rare and then probes
+	// the 200,000 rows of a common one for each candidate (seconds per
+	// search over 1M Observations). Planning each execution with its values
+	// costs about a millisecond and keeps plans right.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
