@@ -150,40 +150,6 @@ func tagSubsetted(obj Object) ([]byte, error) {
 	return obj.Set("meta", meta.Bytes(), "id").Bytes(), nil
 }
 
-// Token is a system|value pair taken from an Identifier.
-type Token struct {
-	System string `json:"system"`
-	Value  string `json:"value"`
-}
-
-// Identifiers returns the top-level identifier element(s) of raw as tokens,
-// for the conditional interactions' identifier search.
-func Identifiers(raw []byte) []Token {
-	obj, err := ParseObject(raw)
-	if err != nil {
-		return nil
-	}
-	v, ok := obj.Get("identifier")
-	if !ok {
-		return nil
-	}
-	var many []Token
-	if json.Unmarshal(v, &many) != nil {
-		var one Token
-		if json.Unmarshal(v, &one) != nil {
-			return nil
-		}
-		many = []Token{one}
-	}
-	out := many[:0]
-	for _, t := range many {
-		if t.Value != "" {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
 // RewriteReferences returns raw with every Reference.reference string that
 // fn maps to a new value replaced, at any depth. Used to resolve urn:uuid and
 // conditional references inside transactions (R4 3.1.0.11.2).

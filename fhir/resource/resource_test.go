@@ -102,17 +102,6 @@ func TestSummaryAndElements(t *testing.T) {
 	}
 }
 
-func TestIdentifiers(t *testing.T) {
-	got := Identifiers([]byte(`{"resourceType":"Patient","identifier":[{"system":"s","value":"1"},{"system":"s"}]}`))
-	if len(got) != 1 || got[0] != (Token{"s", "1"}) {
-		t.Errorf("got %v", got)
-	}
-	got = Identifiers([]byte(`{"resourceType":"Bundle","identifier":{"value":"b"}}`))
-	if len(got) != 1 || got[0].Value != "b" {
-		t.Errorf("single identifier: %v", got)
-	}
-}
-
 // FuzzParseObject holds the hand-written scanner to encoding/json: the same
 // members with the same values, or an error for anything that is not one
 // JSON object with distinct keys.
