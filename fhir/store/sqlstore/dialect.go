@@ -164,7 +164,9 @@ func openSQLite(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-func openPostgres(url string) (*sql.DB, error) {
+// openPostgres opens a pool. customPlans makes every statement be planned
+// with its values (for searches); the main pool keeps cached generic plans.
+func openPostgres(url string, customPlans bool, conns int) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
@@ -180,13 +182,14 @@ func openPostgres(url string) (*sql.DB, error) {
 	// values: a generic plan estimates every code as rare and then probes
 	// the 200,000 rows of a common one for each candidate (seconds per
 	// search over 1M Observations). Planning each execution with its values
-	// costs about a millisecond and keeps plans right.
-	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+	// costs about a millisecond and keeps search plans right; reads and
+	// writes, whose plans do not depend on values, keep generic plans.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set && customPlans {
 		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	return db, nil
 }
 

@@ -23,9 +23,9 @@ func (q *query) add(sql string, args ...any) {
 	q.args = append(q.args, args...)
 }
 
-// Search implements store.Reader.
+// Search implements store.Reader, on the search pool.
 func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
-	return s.reader().Search(ctx, q)
+	return reader{s: s, forSearch: true}.Search(ctx, q)
 }
 
 // Include implements store.Reader.

@@ -39,9 +39,12 @@ type Sealer interface {
 
 // Store is a store.Store on SQLite or PostgreSQL.
 type Store struct {
-	db   *sql.DB
-	d    dialect
-	seal Sealer
+	db *sql.DB
+	// searchDB runs searches outside transactions; on PostgreSQL it plans
+	// each execution with its values (see openPostgres).
+	searchDB *sql.DB
+	d        dialect
+	seal     Sealer
 
 	clockMu sync.Mutex
 	last    time.Time
@@ -56,13 +59,16 @@ var _ store.Store = (*Store)(nil)
 // file path (its directory is created) — and creates the schema if needed.
 func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 	var (
-		db  *sql.DB
-		d   dialect
-		err error
+		db, searchDB *sql.DB
+		d            dialect
+		err          error
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		d = postgresDialect
-		db, err = openPostgres(dsn)
+		db, err = openPostgres(dsn, false, 32)
+		if err == nil {
+			searchDB, err = openPostgres(dsn, true, 16)
+		}
 	} else {
 		d = sqliteDialect
 		if dir := filepath.Dir(dsn); dir != "" {
@@ -75,7 +81,10 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &Store{db: db, d: d, seal: seal}
+	if searchDB == nil {
+		searchDB = db
+	}
+	s := &Store{db: db, searchDB: searchDB, d: d, seal: seal}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: migrate: %w", err)
@@ -121,6 +130,9 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 // Close closes the prepared statements and the connection pool.
 func (s *Store) Close() error {
 	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	if s.searchDB != s.db {
+		s.searchDB.Close()
+	}
 	return s.db.Close()
 }
 
@@ -138,9 +150,18 @@ func (s *Store) now() time.Time {
 }
 
 // reader implements store.Reader on the pool, or inside tx when it is set.
+// forSearch selects the search pool.
 type reader struct {
-	s  *Store
-	tx *sql.Tx
+	s         *Store
+	tx        *sql.Tx
+	forSearch bool
+}
+
+func (r reader) pool() *sql.DB {
+	if r.forSearch {
+		return r.s.searchDB
+	}
+	return r.s.db
 }
 
 func (s *Store) reader() reader { return reader{s: s} }
@@ -157,17 +178,21 @@ const maxStatements = 256
 // waits for one while holding its own (and, on SQLite, the write lock) can
 // starve the pool. The statements transactions use are prepared at Open.
 func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := r.s.stmts.Load(q); ok {
+	key := q
+	if r.forSearch {
+		key = "search\x00" + q
+	}
+	if st, ok := r.s.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil
 	}
 	if r.tx != nil || r.s.nstmts.Load() >= maxStatements {
 		return nil, nil
 	}
-	st, err := r.s.db.PrepareContext(ctx, r.s.d.rebind(q))
+	st, err := r.pool().PrepareContext(ctx, r.s.d.rebind(q))
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := r.s.stmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := r.s.stmts.LoadOrStore(key, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
@@ -182,7 +207,7 @@ func (r reader) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 		if r.tx != nil {
 			return r.tx.QueryRowContext(ctx, r.s.d.rebind(q), args...)
 		}
-		return r.s.db.QueryRowContext(ctx, r.s.d.rebind(q), args...)
+		return r.pool().QueryRowContext(ctx, r.s.d.rebind(q), args...)
 	case r.tx != nil:
 		return r.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -197,7 +222,7 @@ func (r reader) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	case st == nil && r.tx != nil:
 		return r.tx.QueryContext(ctx, r.s.d.rebind(q), args...)
 	case st == nil:
-		return r.s.db.QueryContext(ctx, r.s.d.rebind(q), args...)
+		return r.pool().QueryContext(ctx, r.s.d.rebind(q), args...)
 	case r.tx != nil:
 		return r.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
 	}
@@ -212,7 +237,7 @@ func (r reader) exec(ctx context.Context, q string, args ...any) error {
 	case st == nil && r.tx != nil:
 		_, err = r.tx.ExecContext(ctx, r.s.d.rebind(q), args...)
 	case st == nil:
-		_, err = r.s.db.ExecContext(ctx, r.s.d.rebind(q), args...)
+		_, err = r.pool().ExecContext(ctx, r.s.d.rebind(q), args...)
 	case r.tx != nil:
 		_, err = r.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	default:
