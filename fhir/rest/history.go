@@ -5,11 +5,11 @@ import (
 	"encoding/base64"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -121,40 +121,12 @@ func decodeCursor(s string) (int64, error) {
 }
 
 // parseDateRange reads a FHIR date, dateTime or instant and returns the
-// range its precision covers (R4 3.1.1.5.4: a date is a range): "2026" is
-// the whole year, "2026-11-23T10:00:00Z" that second.
+// range its precision covers (R4 3.1.1.5.4: a date is a range), with the
+// same rules as search.
 func parseDateRange(v string) (time.Time, time.Time, error) {
-	layouts := []struct {
-		layout string
-		step   func(time.Time) time.Time
-	}{
-		{"2006", func(t time.Time) time.Time { return t.AddDate(1, 0, 0) }},
-		{"2006-01", func(t time.Time) time.Time { return t.AddDate(0, 1, 0) }},
-		{"2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
-		{"2006-01-02T15:04Z07:00", func(t time.Time) time.Time { return t.Add(time.Minute) }},
-		{"2006-01-02T15:04:05Z07:00", func(t time.Time) time.Time { return t.Add(time.Second) }},
+	lo, hi, ok := search.DateRange(v)
+	if !ok {
+		return time.Time{}, time.Time{}, outcome.New(outcome.Invalid, "not a FHIR date, dateTime or instant")
 	}
-	for _, l := range layouts {
-		if t, err := time.Parse(l.layout, v); err == nil {
-			return t.UTC(), l.step(t).UTC(), nil
-		}
-	}
-	// Fractional seconds: precision is the number of digits given.
-	if i := strings.IndexByte(v, '.'); i > 0 {
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-			digits := 0
-			for _, c := range v[i+1:] {
-				if c < '0' || c > '9' {
-					break
-				}
-				digits++
-			}
-			step := time.Second
-			for j := 0; j < digits && j < 9; j++ {
-				step /= 10
-			}
-			return t.UTC(), t.Add(step).UTC(), nil
-		}
-	}
-	return time.Time{}, time.Time{}, outcome.New(outcome.Invalid, "not a FHIR date, dateTime or instant (a time needs a timezone)")
+	return time.UnixMicro(lo).UTC(), time.UnixMicro(hi).UTC(), nil
 }

@@ -40,7 +40,9 @@ type structureDefinition struct {
 	} `json:"snapshot"`
 }
 
-// Type is one type of the model.
+// Type is one type of the model. Type and Element repeat the definitions of
+// package fhirmodel on purpose: that package embeds the file this command
+// writes, so the generator must build without it.
 type Type struct {
 	Kind     string `json:"kind"`
 	Base     string `json:"base,omitempty"`
