@@ -50,9 +50,13 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 		return nil, []error{err}
 	}
 	env := &fhirpath.Environment{Resource: res, Resolve: referenceStub, Lenient: true}
+	top, _ := res.JSON.(map[string]any)
 	for _, p := range r.ForType(typ) {
 		if !p.Indexed() || p.Code == "_id" || p.Code == "_lastUpdated" {
 			continue // _id and _lastUpdated are columns of the store
+		}
+		if skipAbsent && !r.mayApply(p, typ, top) {
+			continue // none of the elements the expression starts from is present
 		}
 		expr, err := r.expression(p, typ)
 		if err != nil || expr == nil {
@@ -74,7 +78,72 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 	return append(rows, compartmentRows(typ, rows)...), errs
 }
 
-var exprCache sync.Map // type + " " + url -> *fhirpath.Expression
+// skipAbsent enables mayApply; the tests turn it off to prove it changes
+// nothing.
+var skipAbsent = true
+
+var (
+	exprCache  sync.Map // type + " " + url -> *fhirpath.Expression
+	rootsCache sync.Map // type + " " + url -> []string, or nil when unknown
+)
+
+// mayApply reports whether p's expression can find anything in a resource
+// with the top-level members top: each branch of the expression starts at
+// an element of the type, and when none of those elements is present the
+// expression is empty. Branches whose start cannot be read are assumed to
+// apply. This skips most parameters of a type for a typical resource.
+func (r *Registry) mayApply(p *Param, typ string, top map[string]any) bool {
+	key := typ + " " + p.URL
+	v, ok := rootsCache.Load(key)
+	if !ok {
+		v = expressionRoots(branches(p.Expression, typ), typ)
+		rootsCache.Store(key, v)
+	}
+	roots := v.([]string)
+	if roots == nil {
+		return true
+	}
+	for _, root := range roots {
+		if _, ok := top[root]; ok {
+			return true
+		}
+		for k := range top {
+			// A choice element: value[x] appears as valueQuantity, ...
+			if len(k) > len(root) && strings.HasPrefix(k, root) && k[len(root)] >= 'A' && k[len(root)] <= 'Z' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// expressionRoots returns the first element name of each branch of expr
+// ("Observation.subject.where(...)" -> "subject"), or nil when a branch
+// does not start with [type].[element].
+func expressionRoots(expr, typ string) []string {
+	var roots []string
+	for _, b := range splitTopLevel(expr, '|') {
+		b = strings.TrimLeft(strings.TrimSpace(b), "( ")
+		rest, ok := strings.CutPrefix(b, typ+".")
+		if !ok {
+			if rest, ok = strings.CutPrefix(b, "Resource."); !ok {
+				if rest, ok = strings.CutPrefix(b, "DomainResource."); !ok {
+					return nil
+				}
+			}
+		}
+		end := strings.IndexAny(rest, ".( |)")
+		if end < 0 {
+			end = len(rest)
+		}
+		root := rest[:end]
+		if root == "" || strings.ContainsAny(root, "`$%") {
+			return nil
+		}
+		roots = append(roots, root)
+	}
+	return roots
+}
 
 // expression returns p's expression narrowed to typ's branches.
 func (r *Registry) expression(p *Param, typ string) (*fhirpath.Expression, error) {

@@ -2,6 +2,7 @@ package search
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,6 +59,13 @@ func TestExtractOfficialExamples(t *testing.T) {
 		rows, errs := R4().Extract(head.ResourceType, raw)
 		for _, err := range errs {
 			t.Errorf("%s: %v", filepath.Base(f), err)
+		}
+		// Skipping parameters whose elements are absent changes nothing.
+		skipAbsent = false
+		all, _ := R4().Extract(head.ResourceType, raw)
+		skipAbsent = true
+		if fmt.Sprint(all) != fmt.Sprint(rows) {
+			t.Errorf("%s: skipping absent elements lost rows:\nall  %v\ngot  %v", filepath.Base(f), all, rows)
 		}
 		if len(rows) == 0 && head.ResourceType != "Binary" && head.ResourceType != "Parameters" && head.ResourceType != "OperationOutcome" {
 			t.Errorf("%s: no index rows", filepath.Base(f))
