@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -50,6 +51,10 @@ func TestBadInput(t *testing.T) {
 		{"malformed search value", "GET", "/Patient?birthdate=yesterday", ``, nil, 400, "birthdate"},
 		{"unknown parameter under handling=strict", "GET", "/Patient?shoe-size=9", ``, []string{"Prefer", "handling=strict"}, 400, "shoe-size"},
 		{"bad search cursor", "GET", "/Patient?_cursor=zzz", ``, nil, 400, "_cursor"},
+		// Cursors made by hand: a key of the wrong kind, or keys for another sort.
+		{"cursor with a text key for a date sort", "GET", "/Patient?_sort=birthdate&_cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"k":["x"],"i":"a"}`)), ``, nil, 400, "_cursor"},
+		{"cursor with an object key", "GET", "/Patient?_sort=family&_cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"k":[{"a":1}],"i":"a"}`)), ``, nil, 400, "_cursor"},
+		{"cursor for another sort", "GET", "/Patient?_cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{"k":[1,2],"i":"a"}`)), ``, nil, 400, "_cursor"},
 		{"bad _sort", "GET", "/Patient?_sort=shoe-size", ``, nil, 400, "_sort"},
 		{"bad _include", "GET", "/Patient?_include=Patient:name", ``, nil, 400, "_include"},
 		{"If-None-Exist for another type", "POST", "/Patient", `{"resourceType":"Patient"}`, []string{"If-None-Exist", "Observation?identifier=x"}, 400, "Observation"},

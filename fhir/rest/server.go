@@ -244,6 +244,8 @@ func storeError(err error) error {
 		return outcome.New(outcome.PreconditionFailed, "the resource's current version does not match If-Match")
 	case errors.Is(err, store.ErrExists):
 		return outcome.New(outcome.Conflict, "a resource with this id already exists")
+	case errors.Is(err, store.ErrBadCursor):
+		return outcome.At(outcome.Invalid, "value", "_cursor", "the _cursor does not belong to this search (its sort differs)")
 	case errors.Is(err, vault.ErrUnavailable):
 		return outcome.Wrap(outcome.Unavailable, err, "the key service is unavailable; nothing was written")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

@@ -151,4 +151,7 @@ var (
 	ErrNotFound        = errors.New("resource not found")
 	ErrVersionConflict = errors.New("version conflict")
 	ErrExists          = errors.New("resource already exists")
+	// ErrBadCursor is a paging cursor that was not made for this search
+	// (its sort keys differ); the client gets 400.
+	ErrBadCursor = errors.New("the cursor does not belong to this search")
 )

@@ -108,10 +108,12 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	sel.add(where.b.String(), where.args...)
 	if sq.Cursor != nil {
 		if len(sq.Cursor.Keys) != len(keys) {
-			return nil, fmt.Errorf("search: cursor does not fit the sort: %w", errBadCursor)
+			return nil, store.ErrBadCursor
 		}
 		sel.add(" AND ")
-		keyset(&sel, keys, sq.Cursor)
+		if err := keyset(&sel, keys, sq.Cursor); err != nil {
+			return nil, err
+		}
 	}
 	sel.add(" ORDER BY ")
 	for _, k := range keys {
@@ -162,8 +164,6 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	}
 	return res, nil
 }
-
-var errBadCursor = fmt.Errorf("bad cursor")
 
 // driver picks the clause to drive a search from: an equality on a
 // reference, an identifier-like token or _id is far more selective than a
@@ -261,7 +261,15 @@ func sortKeys(q *search.Query) []sortKey {
 
 // keyset adds the condition "after the cursor" in sort order, the id
 // breaking ties.
-func keyset(q *query, keys []sortKey, c *search.Cursor) {
+func keyset(q *query, keys []sortKey, c *search.Cursor) error {
+	values := make([]any, len(keys))
+	for i, k := range keys {
+		v, err := cursorValue(c.Keys[i], k.kind)
+		if err != nil {
+			return err
+		}
+		values[i] = v
+	}
 	var rec func(i int)
 	rec = func(i int) {
 		if i == len(keys) {
@@ -269,7 +277,7 @@ func keyset(q *query, keys []sortKey, c *search.Cursor) {
 			return
 		}
 		k := keys[i]
-		v := cursorValue(c.Keys[i], k.kind)
+		v := values[i]
 		op := ">"
 		if k.desc {
 			op = "<"
@@ -287,32 +295,49 @@ func keyset(q *query, keys []sortKey, c *search.Cursor) {
 	q.add("(")
 	rec(0)
 	q.add(")")
+	return nil
 }
 
-func cursorValue(v any, kind string) any {
+// cursorValue reads a cursor key as the sort key's kind; a value of the
+// wrong kind is a cursor that was not made for this search.
+func cursorValue(v any, kind string) (any, error) {
+	if n, ok := v.(json.Number); ok {
+		switch kind {
+		case "int":
+			i, err := n.Int64()
+			if err == nil {
+				return i, nil
+			}
+		case "float":
+			f, err := n.Float64()
+			if err == nil {
+				return f, nil
+			}
+		}
+		return nil, store.ErrBadCursor
+	}
 	switch x := v.(type) {
-	case int64, float64, string:
-		return x
+	case int64:
+		if kind == "int" {
+			return x, nil
+		}
+		if kind == "float" {
+			return float64(x), nil
+		}
+	case float64:
+		if kind == "float" {
+			return x, nil
+		}
+	case string:
+		if kind == "text" {
+			return x, nil
+		}
 	case []byte:
-		return string(x)
-	}
-	n, isNum := v.(json.Number)
-	switch kind {
-	case "int":
-		if isNum {
-			i, _ := n.Int64()
-			return i
-		}
-	case "float":
-		if isNum {
-			f, _ := n.Float64()
-			return f
+		if kind == "text" {
+			return string(x), nil
 		}
 	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
+	return nil, store.ErrBadCursor
 }
 
 var (
