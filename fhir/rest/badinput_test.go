@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"encoding/base64"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -87,6 +88,34 @@ func FuzzCreate(f *testing.F) {
 		r := g.do("POST", "/Patient", body, "Content-Type", "application/fhir+json")
 		if r.status >= 500 {
 			t.Fatalf("status %d for %q: %s", r.status, body, r.body)
+		}
+	})
+}
+
+// FuzzSearch: whatever query string a client sends to search, the answer
+// is never a 5xx.
+func FuzzSearch(f *testing.F) {
+	for _, seed := range []string{"family=smith", "birthdate=ge2000&_sort=-birthdate&_count=1", "_include=*&_revinclude=*", "subject:Patient.name=x",
+		"_has:Observation:subject:code=1", "value-quantity=5||mg", "code-value-quantity=a|b$gt5", "_cursor=eyJrIjpbXSwiaSI6ImEifQ", "identifier:of-type=a|b|c",
+		"code:in=http://x", "_total=accurate&_summary=count", "name:contains=%25_", "date=ap2020", "_lastUpdated=lt2030&_id=a,b"} {
+		f.Add("Observation", seed)
+	}
+	g := start(f, f.TempDir()+"/fuzz.db", nil)
+	g.t = f
+	expectOK := func(r reply) bool { return r.status < 500 }
+	g.do("PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"Smith"}],"birthDate":"2000-01-01"}`)
+	g.do("PUT", "/Observation/o", `{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"},"valueQuantity":{"value":5,"code":"mg"}}`)
+	f.Fuzz(func(t *testing.T, typ, query string) {
+		g.t = t
+		if strings.ContainsAny(typ, "/?#% ") || typ == "" {
+			return
+		}
+		if _, err := url.Parse("http://h/" + typ + "?" + query); err != nil {
+			return // not a URL any client can send
+		}
+		r := g.do("GET", "/"+typ+"?"+query, "")
+		if !expectOK(r) {
+			t.Fatalf("GET /%s?%s: %d %s", typ, query, r.status, r.body)
 		}
 	})
 }
