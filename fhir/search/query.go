@@ -129,10 +129,14 @@ func DecodeCursor(s string) (*Cursor, error) {
 // handles them.
 var resultParams = map[string]bool{"_format": true, "_pretty": true, "_summary": true, "_elements": true, "_contained": true, "_containedType": true}
 
-// DefaultCount and MaxCount bound page sizes.
+// DefaultCount and MaxCount bound page sizes; MaxValues and MaxClauses
+// bound a query, so that no request can exceed the databases' limits on
+// statement parameters (PostgreSQL 65,535; SQLite 32,766).
 const (
 	DefaultCount = 20
 	MaxCount     = 1000
+	MaxValues    = 1000
+	MaxClauses   = 64
 )
 
 func invalid(param, format string, args ...any) error {
@@ -220,6 +224,9 @@ func (r *Registry) Parse(typ string, params url.Values, strict bool) (*Query, er
 			}
 			q.Where = append(q.Where, c)
 			q.Used.Add(name, v)
+			if len(q.Where) > MaxClauses {
+				return nil, invalid(name, "the search has more than %d criteria", MaxClauses)
+			}
 		}
 	}
 	return q, nil
@@ -359,7 +366,11 @@ func parseClause(p *Param, modifier, raw string) (Clause, error) {
 	if p.Type == "composite" && modifier != "" {
 		return c, &outcome.Error{Kind: outcome.MethodNotAllowed}
 	}
-	for _, alt := range splitValues(raw) {
+	alts := splitValues(raw)
+	if len(alts) > MaxValues {
+		return c, invalid(name, "has %d values; at most %d are allowed", len(alts), MaxValues)
+	}
+	for _, alt := range alts {
 		v, err := parseValue(p, modifier, alt)
 		if err != nil {
 			return c, invalid(name, "%v", err)

@@ -3,6 +3,7 @@ package search
 import (
 	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
@@ -38,6 +39,8 @@ func TestParse(t *testing.T) {
 		{"_id=a,b", false, false, 0, 1},
 		{"_lastUpdated=gt2026-01-01T00:00:00Z", false, false, 0, 1},
 		{"_format=json&_pretty=true", false, false, 0, 0},
+		{"_id=" + strings.Repeat("a,", 1000) + "a", false, true, 0, 0},
+		{strings.Repeat("family=x&", 65), false, true, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.query, func(t *testing.T) {
