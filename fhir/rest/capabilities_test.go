@@ -82,8 +82,8 @@ func TestCapabilityStatementMatchesBehaviour(t *testing.T) {
 			t.Errorf("Patient searchParam lacks %s", want)
 		}
 	}
-	if params["_text"] || params["_content"] {
-		t.Error("statement claims _text/_content, which are not indexed")
+	if params["_text"] || params["_content"] || params["phonetic"] {
+		t.Error("statement claims _text/_content/phonetic, which are not served")
 	}
 	if patient["conditionalCreate"] != true || patient["conditionalUpdate"] != true || patient["conditionalDelete"] != "multiple" ||
 		patient["versioning"] != "versioned-update" || patient["updateCreate"] != true || patient["readHistory"] != true {

@@ -144,7 +144,13 @@ func (r *Registry) ForType(typ string) []*Param {
 }
 
 // Indexed reports whether the server extracts and searches this parameter.
+// "phonetic" is left out: its meaning is a sound-alike algorithm the server
+// does not implement, and a plain string match under that name would
+// mislead.
 func (p *Param) Indexed() bool {
+	if p.Code == "phonetic" {
+		return false
+	}
 	switch p.Type {
 	case "string", "token", "reference", "date", "number", "quantity", "uri":
 		return p.expr != nil || p.Code == "_id"
