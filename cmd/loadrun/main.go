@@ -190,18 +190,11 @@ const transaction = `{"resourceType":"Bundle","type":"transaction","entry":[
 {"resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000","display":"Oxford hip score"}]},"subject":{"reference":"urn:uuid:4d2b7c36-2b51-4d6c-9c3e-0f6f6d2b0c11"},"effectiveDateTime":"2026-11-01","valueInteger":42},"request":{"method":"POST","url":"Observation"}}]}`
 
 func measureGateway(bin, tmp, engine, dsn string, dur time.Duration, maxReq int) ([]result, error) {
-	addr := freeAddr()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DB="+dsn, "GATEWAY_KEYSTORE="+filepath.Join(tmp, engine+"-keys.json"))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
+	base, stop, err := startGateway(bin, dsn, filepath.Join(tmp, engine+"-keys.json"))
+	if err != nil {
 		return nil, err
 	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	base := "http://" + addr + "/fhir"
-	if err := waitUp("http://" + addr + "/readyz"); err != nil {
-		return nil, err
-	}
+	defer stop()
 	var ids []string
 	for i := 0; i < 1000; i++ {
 		status, body, err := do("POST", base+"/Patient", []byte(patient))
@@ -240,6 +233,24 @@ func measureGateway(bin, tmp, engine, dsn string, dur time.Duration, maxReq int)
 		}
 	}
 	return out, nil
+}
+
+// startGateway runs the gateway binary on a free loopback port over dsn and
+// waits until it is ready; stop ends it gracefully.
+func startGateway(bin, dsn, keystore string) (base string, stop func(), err error) {
+	addr := freeAddr()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DB="+dsn, "GATEWAY_KEYSTORE="+keystore)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
+	if err := waitUp("http://" + addr + "/readyz"); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return "http://" + addr + "/fhir", stop, nil
 }
 
 func serveBare(addr string) {

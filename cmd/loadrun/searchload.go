@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -118,18 +117,11 @@ func measureSearch(bin, tmp, engine, dsn string, patients, observations int, dur
 // searchScenarios measures the search scenarios over HTTP on a database
 // already seeded by seedSearch.
 func searchScenarios(bin, engine, dsn, keystore string, patients, observations int, dur time.Duration, maxReq int) ([]result, error) {
-	addr := freeAddr()
-	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DB="+dsn, "GATEWAY_KEYSTORE="+keystore)
-	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := cmd.Start(); err != nil {
+	base, stop, err := startGateway(bin, dsn, keystore)
+	if err != nil {
 		return nil, err
 	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	base := "http://" + addr + "/fhir"
-	if err := waitUp("http://" + addr + "/readyz"); err != nil {
-		return nil, err
-	}
+	defer stop()
 	scenarios := []struct {
 		name string
 		url  func() string

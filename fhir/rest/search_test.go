@@ -26,6 +26,18 @@ func ids(t *testing.T, r reply) []string {
 	return out
 }
 
+// nextLink is the Bundle's next link, or "".
+func nextLink(t *testing.T, r reply) string {
+	t.Helper()
+	links, _ := r.json(t)["link"].([]any)
+	for _, l := range links {
+		if l.(map[string]any)["relation"] == "next" {
+			return l.(map[string]any)["url"].(string)
+		}
+	}
+	return ""
+}
+
 func TestSearchAPI(t *testing.T) {
 	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
 		expect(t, g.do("PUT", "/Organization/gp", `{"resourceType":"Organization","id":"gp","name":"Leeds GP"}`), 201)
@@ -44,12 +56,7 @@ func TestSearchAPI(t *testing.T) {
 		var got []string
 		for page := 0; ; page++ {
 			got = append(got, ids(t, r)...)
-			var next string
-			for _, l := range r.json(t)["link"].([]any) {
-				if l.(map[string]any)["relation"] == "next" {
-					next = l.(map[string]any)["url"].(string)
-				}
-			}
+			next := nextLink(t, r)
 			if next == "" {
 				break
 			}
@@ -267,12 +274,7 @@ func TestCompartmentAndEverything(t *testing.T) {
 			for _, e := range entries(t, r) {
 				all = append(all, field(e, "resource", "resourceType").(string)+"/"+field(e, "resource", "id").(string))
 			}
-			next := ""
-			for _, l := range r.json(t)["link"].([]any) {
-				if l.(map[string]any)["relation"] == "next" {
-					next = l.(map[string]any)["url"].(string)
-				}
-			}
+			next := nextLink(t, r)
 			if next == "" || page > 5 {
 				break
 			}
