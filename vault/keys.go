@@ -28,6 +28,10 @@ type Keys interface {
 	NewDataKey(ctx context.Context) (DataKey, error)
 	// Unwrap returns the plaintext of a data key previously issued by NewDataKey.
 	Unwrap(ctx context.Context, wrapped []byte) ([]byte, error)
+	// HMAC returns the HMAC-SHA256 of each input under the key holder's
+	// blind-index key, in one call. Equal inputs give equal digests for the
+	// life of that key; rotating the encryption key does not change them.
+	HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error)
 	// Ping reports whether the key holder can be reached (used by /readyz).
 	Ping(ctx context.Context) error
 	// Name describes the implementation for logs and readiness reports.

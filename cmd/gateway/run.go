@@ -155,7 +155,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := rest.NewServer(cfg.api, st, log, rest.NewMetrics(reg))
+	api := rest.NewServer(cfg.api, st, keys, log, rest.NewMetrics(reg))
 	handler := api.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		rest.Check{Name: "database", Fn: st.Ping},
 		rest.Check{Name: "keys", Fn: keys.Ping})
@@ -244,7 +244,7 @@ func reindex(ctx context.Context, getenv func(string) string, stdout, logOut io.
 	if err != nil {
 		return err
 	}
-	_, st, err := openStore(ctx, cfg, log)
+	keys, st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -252,13 +252,13 @@ func reindex(ctx context.Context, getenv func(string) string, stdout, logOut io.
 	registry := search.R4()
 	failures := 0
 	start := time.Now()
-	err = st.Reindex(ctx, func(typ string, body []byte) []search.Row {
+	err = st.Reindex(ctx, func(ctx context.Context, typ string, body []byte) ([]search.Row, error) {
 		rows, errs := registry.Extract(typ, body)
 		for _, e := range errs {
 			failures++
 			log.Error("search index extraction failed", "type", typ, "error", e)
 		}
-		return rows
+		return search.BlindRows(ctx, keys, typ, rows)
 	}, func(done, total int) {
 		pct := 100.0
 		if total > 0 {

@@ -53,7 +53,12 @@ func seedSearch(ctx context.Context, dsn, keystore string, patients, observation
 						Body: fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"%s"}]},"subject":{"reference":"Patient/bp%06d"},"effectiveDateTime":"%s","valueQuantity":{"value":%d,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}`,
 							loincCodes[j%len(loincCodes)], j%patients, when.Format(time.RFC3339), 40+j%80)}
 				}
-				w.Index, _ = reg.Extract(w.Type, w.Body)
+				rows, _ := reg.Extract(w.Type, w.Body)
+				index, err := search.BlindRows(ctx, ks, w.Type, rows)
+				if err != nil {
+					panic(err) // the development keystore's HMAC does not fail
+				}
+				w.Index = index
 				writes <- w
 			}
 		}()

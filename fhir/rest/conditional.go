@@ -17,8 +17,8 @@ import (
 // be ignored by a search and so widen the match, and a conditional delete or
 // update would then touch resources the client did not mean. At most limit
 // ids are returned (0: all).
-func matchQuery(ctx context.Context, db store.Reader, typ string, q url.Values, limit int) ([]string, error) {
-	sq, err := search.R4().Parse(typ, q, true)
+func (s *Server) matchQuery(ctx context.Context, db store.Reader, typ string, q url.Values, limit int) ([]string, error) {
+	sq, err := s.parseSearch(ctx, typ, q, true)
 	if err != nil {
 		return nil, err
 	}

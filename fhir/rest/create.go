@@ -17,7 +17,7 @@ import (
 // with Location. With If-None-Exist (conditional create, 3.1.0.8) one match
 // returns that resource with 200 and creates nothing, several are 412.
 func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
-	body, _, err := s.requestBody(r)
+	body, _, err := s.requestBody(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (s *Server) findExisting(ctx context.Context, db store.Reader, typ, header 
 	if err != nil {
 		return nil, err
 	}
-	ids, err := matchQuery(ctx, db, typ, q, 2)
+	ids, err := s.matchQuery(ctx, db, typ, q, 2)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ func (s *Server) delete(ctx context.Context, tx store.Tx, r *Request) (*Response
 		if s.cfg.ConditionalDeleteMultiple {
 			limit = 0
 		}
-		if ids, err = matchQuery(ctx, tx, r.Type, r.Query, limit); err != nil {
+		if ids, err = s.matchQuery(ctx, tx, r.Type, r.Query, limit); err != nil {
 			return nil, err
 		}
 		if len(ids) > 1 && !s.cfg.ConditionalDeleteMultiple {

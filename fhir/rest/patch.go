@@ -19,7 +19,7 @@ import (
 func (s *Server) patch(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
 	id := r.ID
 	if id == "" {
-		ids, err := matchQuery(ctx, tx, r.Type, r.Query, 2)
+		ids, err := s.matchQuery(ctx, tx, r.Type, r.Query, 2)
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +70,11 @@ func (s *Server) patch(ctx context.Context, tx store.Tx, r *Request) (*Response,
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPatch, IfMatch: cur.Version, MustExist: true, Index: s.indexRows(r.Type, body)})
+	index, err := s.indexRows(ctx, r.Type, body)
+	if err != nil {
+		return nil, err
+	}
+	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPatch, IfMatch: cur.Version, MustExist: true, Index: index})
 	if err != nil {
 		return nil, err
 	}

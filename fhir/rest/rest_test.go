@@ -68,7 +68,7 @@ func start(t testing.TB, dsn string, cfg func(*rest.Config)) *gateway {
 	if os.Getenv("GATEWAY_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
-	srv := rest.NewServer(c, st, slog.New(slog.NewTextHandler(logOut, nil)), rest.NewMetrics(reg))
+	srv := rest.NewServer(c, st, ks, slog.New(slog.NewTextHandler(logOut, nil)), rest.NewMetrics(reg))
 	h := srv.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), rest.Check{Name: "database", Fn: st.Ping})
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); st.Close() })

@@ -30,7 +30,7 @@ func (s *Server) searchType(ctx context.Context, db store.Reader, r *Request) (*
 		params = mergeValues(r.Query, form)
 	}
 	strict := preferHandling(r.Header) == "strict"
-	q, err := s.registry.Parse(r.Type, params, strict)
+	q, err := s.parseSearch(ctx, r.Type, params, strict)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +47,7 @@ func (s *Server) searchSystem(ctx context.Context, db store.Reader, r *Request) 
 			params[k] = v
 		}
 	}
-	q, err := s.registry.Parse("Resource", params, preferHandling(r.Header) == "strict")
+	q, err := s.parseSearch(ctx, "Resource", params, preferHandling(r.Header) == "strict")
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (s *Server) searchCompartment(ctx context.Context, db store.Reader, r *Requ
 	if err := checkID(r.ID); err != nil {
 		return nil, outcome.New(outcome.NotFound, "%v", err)
 	}
-	q, err := s.registry.Parse(r.Compartment, r.Query, preferHandling(r.Header) == "strict")
+	q, err := s.parseSearch(ctx, r.Compartment, r.Query, preferHandling(r.Header) == "strict")
 	if err != nil {
 		return nil, err
 	}

@@ -60,15 +60,17 @@ type Server struct {
 	cfg      Config
 	store    store.Store
 	registry *search.Registry
+	keys     search.Hasher
 	log      *slog.Logger
 	metrics  *Metrics
 	routes   []route
 	started  time.Time
 }
 
-// NewServer returns a Server over st.
-func NewServer(cfg Config, st store.Store, log *slog.Logger, m *Metrics) *Server {
-	s := &Server{cfg: cfg, store: st, registry: search.R4(), log: log, metrics: m, started: time.Now().UTC()}
+// NewServer returns a Server over st. keys digests the identifying search
+// values into blind indexes (the key holder that also seals st's bodies).
+func NewServer(cfg Config, st store.Store, keys search.Hasher, log *slog.Logger, m *Metrics) *Server {
+	s := &Server{cfg: cfg, store: st, registry: search.R4(), keys: keys, log: log, metrics: m, started: time.Now().UTC()}
 	s.routes = s.routeTable()
 	return s
 }
@@ -164,7 +166,7 @@ func (s *Server) run(ctx context.Context, rt *route, req *Request) (*Response, e
 	default:
 		if rt.interaction == "create" || rt.interaction == "update" {
 			// Check and index the body before taking any lock.
-			if err := s.prepareBody(req); err != nil {
+			if err := s.prepareBody(ctx, req); err != nil {
 				return nil, err
 			}
 		}

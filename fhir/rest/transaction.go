@@ -246,7 +246,7 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			return nil, entryError(p.index, err)
 		}
 		p.req.Body = body
-		if err := s.prepareBody(&p.req); err != nil {
+		if err := s.prepareBody(ctx, &p.req); err != nil {
 			return nil, entryError(p.index, err)
 		}
 	}
@@ -332,7 +332,7 @@ func (s *Server) rewriteReferences(ctx context.Context, tx store.Reader, body []
 			failed = outcome.New(outcome.Invalid, "conditional reference %q has a bad query: %v", ref, err)
 			return "", false
 		}
-		ids, err := matchQuery(ctx, tx, typ, q, 2)
+		ids, err := s.matchQuery(ctx, tx, typ, q, 2)
 		if err != nil {
 			failed = err
 			return "", false

@@ -18,7 +18,7 @@ import (
 // enabled. PUT [base]/[type]?criteria is the conditional update (3.1.0.9):
 // no match creates, one match updates it, several are 412.
 func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response, error) {
-	body, bodyID, err := s.requestBody(r)
+	body, bodyID, err := s.requestBody(ctx, r)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 	if r.assignedID != "" {
 		return r.assignedID, nil
 	}
-	ids, err := matchQuery(ctx, db, r.Type, r.Query, 2)
+	ids, err := s.matchQuery(ctx, db, r.Type, r.Query, 2)
 	if err != nil {
 		return "", err
 	}

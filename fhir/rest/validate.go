@@ -1,7 +1,9 @@
 package rest
 
 import (
+	"context"
 	"errors"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -43,9 +45,9 @@ func (s *Server) checkResource(body []byte, typ string) ([]byte, string, error) 
 
 // requestBody is the checked body of a create or update with its search
 // index rows: prepared earlier, outside the transaction, or now.
-func (s *Server) requestBody(r *Request) ([]byte, string, error) {
+func (s *Server) requestBody(ctx context.Context, r *Request) ([]byte, string, error) {
 	if r.checked == nil {
-		if err := s.prepareBody(r); err != nil {
+		if err := s.prepareBody(ctx, r); err != nil {
 			return nil, "", err
 		}
 	}
@@ -53,25 +55,44 @@ func (s *Server) requestBody(r *Request) ([]byte, string, error) {
 }
 
 // prepareBody checks r.Body and extracts its search index rows.
-func (s *Server) prepareBody(r *Request) error {
+func (s *Server) prepareBody(ctx context.Context, r *Request) error {
 	checked, id, err := s.checkResource(r.Body, r.Type)
 	if err != nil {
 		return err
 	}
-	r.checked, r.checkedID = checked, id
-	r.index = s.indexRows(r.Type, checked)
+	index, err := s.indexRows(ctx, r.Type, checked)
+	if err != nil {
+		return err
+	}
+	r.checked, r.checkedID, r.index = checked, id, index
 	return nil
 }
 
-// indexRows extracts search index rows. A parameter whose expression fails
-// on a valid resource is a fault of the server, not the client: it is logged
-// and that parameter is not indexed for this resource.
-func (s *Server) indexRows(typ string, body []byte) []search.Row {
+// indexRows extracts search index rows, with blind indexes for the
+// identifying parameters (search.BlindRows). A parameter whose expression
+// fails on a valid resource is a fault of the server, not the client: it is
+// logged and that parameter is not indexed for this resource. Without the
+// key service nothing is indexed, and so nothing is written: the error
+// becomes a 503.
+func (s *Server) indexRows(ctx context.Context, typ string, body []byte) ([]search.Row, error) {
 	rows, errs := s.registry.Extract(typ, body)
 	for _, err := range errs {
 		s.log.Error("search index extraction failed", "type", typ, "error", err)
 	}
-	return rows
+	return search.BlindRows(ctx, s.keys, typ, rows)
+}
+
+// parseSearch parses search parameters and blinds the values of identifying
+// parameters, so that they compare with the stored blind indexes.
+func (s *Server) parseSearch(ctx context.Context, typ string, params url.Values, strict bool) (*search.Query, error) {
+	q, err := s.registry.Parse(typ, params, strict)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.Blind(ctx, s.keys); err != nil {
+		return nil, err
+	}
+	return q, nil
 }
 
 func validationError(err error) error {

@@ -15,7 +15,7 @@ import (
 // its compose includes by enumeration, less those it excludes. Filters and
 // included value sets need a terminology service and are refused.
 func (s *Server) valueSetCodes(ctx context.Context, db store.Reader, canonical string) (search.ValueSetCodes, error) {
-	q, err := s.registry.Parse("ValueSet", url.Values{"url": {canonical}, "_sort": {"-_lastUpdated"}}, true)
+	q, err := s.parseSearch(ctx, "ValueSet", url.Values{"url": {canonical}, "_sort": {"-_lastUpdated"}}, true)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ type Row struct {
 	NLow, NHigh float64
 	HasDate     bool
 	HasNumber   bool
+	// source is a date as written, for blind indexes (BlindRows); it is
+	// not stored.
+	source string
 }
 
 // ofTypeMarker marks the rows that serve :of-type (Sys is the identifier
@@ -382,7 +385,7 @@ func dateRows(code string, n *fhirpath.Node, m map[string]any, str func(string) 
 		if !ok {
 			return nil
 		}
-		return []Row{{Param: code, DLow: lo, DHigh: hi, HasDate: true}}
+		return []Row{{Param: code, DLow: lo, DHigh: hi, HasDate: true, source: s}}
 	}
 	if start, end := str("start"), str("end"); start != "" || end != "" {
 		// Period: an open end reaches to the end of time.

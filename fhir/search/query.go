@@ -58,6 +58,12 @@ type Clause struct {
 	Next    *Clause
 	Targets []string
 	HasType string
+
+	// blind says how a protected parameter's values are digested
+	// (blind.go), for resources of blindType; blinded is set once they are.
+	blind     blindKind
+	blindType string
+	blinded   bool
 }
 
 // Value is one value of a clause, parsed for its parameter type.
@@ -293,6 +299,7 @@ func (r *Registry) parseNamed(typ, name, value string, depth int) (Clause, error
 		nextCode, _, _ := strings.Cut(strings.SplitN(rest, ".", 2)[0], ":")
 		var usable []string
 		var next Clause
+		blind := 0
 		for _, t := range targets {
 			if _, ok := r.Lookup(t, nextCode); !ok && !strings.HasPrefix(nextCode, "_") {
 				continue
@@ -303,9 +310,18 @@ func (r *Registry) parseNamed(typ, name, value string, depth int) (Clause, error
 			}
 			next = c
 			usable = append(usable, t)
+			if blindKindOf(t, nextCode) != notBlind {
+				blind++
+			}
 		}
 		if len(usable) == 0 {
 			return Clause{}, errUnsupported
+		}
+		if blind > 0 && len(usable) > 1 {
+			// One chained clause cannot compare digests for some target
+			// types and plaintext for others.
+			return Clause{}, invalid(name, "%s is a blind index on some of %s; name the target type, as in %s:%s.%s",
+				nextCode, strings.Join(usable, ", "), code, usable[0], rest)
 		}
 		return Clause{Code: p.Code, Type: "reference", Targets: usable, Next: &next}, nil
 	}
@@ -325,6 +341,9 @@ func (r *Registry) parseNamed(typ, name, value string, depth int) (Clause, error
 		if oe, ok := err.(*outcome.Error); ok && oe.Kind == outcome.MethodNotAllowed {
 			return Clause{}, errUnsupported
 		}
+		return Clause{}, err
+	}
+	if err := markBlind(typ, &c); err != nil {
 		return Clause{}, err
 	}
 	return c, nil
@@ -480,7 +499,7 @@ func parseValue(p *Param, modifier, s string) (Value, error) {
 		if !ok {
 			return v, parseError(strconv.Quote(s) + " is not a FHIR date, dateTime or instant")
 		}
-		v.DLow, v.DHigh = lo, hi
+		v.DLow, v.DHigh, v.Text = lo, hi, s
 	case "number":
 		v.Prefix, s = splitPrefix(s)
 		lo, hi, ok := numberRange(s)
@@ -544,6 +563,9 @@ func (r *Registry) parseSort(typ, spec string) ([]SortKey, error) {
 		p, ok := r.Lookup(typ, k)
 		if !ok || !p.Indexed() {
 			return nil, invalid("_sort", "cannot sort %s by %q", typ, k)
+		}
+		if Protected(typ, k) {
+			return nil, invalid("_sort", "cannot sort %s by %q: it is stored as a blind index (keyed digest), which has no order", typ, k)
 		}
 		keys = append(keys, SortKey{Code: k, Type: p.Type, Desc: desc})
 	}

@@ -138,7 +138,8 @@ type Store interface {
 	// in batches, each batch in its own transaction; progress is called
 	// after each batch with the resources done and the total. Searches and
 	// writes continue meanwhile.
-	Reindex(ctx context.Context, index func(typ string, body []byte) []search.Row, progress func(done, total int)) error
+	// An error from index stops the run; what was done stays done.
+	Reindex(ctx context.Context, index func(ctx context.Context, typ string, body []byte) ([]search.Row, error), progress func(done, total int)) error
 	// Ping checks that the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Engine names the database engine ("sqlite" or "postgres").

@@ -10,7 +10,10 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -35,6 +38,7 @@ const wrapPrefix = "devks:v1:"
 // Keystore implements vault.Keys with a local key encryption key.
 type Keystore struct {
 	kek  cipher.AEAD
+	mac  []byte // blind-index key, derived from the key file's key
 	path string
 }
 
@@ -81,7 +85,11 @@ func Open(path string, production bool, log *slog.Logger) (*Keystore, error) {
 		log.Warn("DEVELOPMENT KEYSTORE IN USE: keys are in a local file beside the data; not for real patient data; use Vault in production",
 			"keystore", path)
 	}
-	return &Keystore{kek: aead, path: path}, nil
+	mac, err := hkdf.Key(sha256.New, key, nil, "promsgateway development keystore: blind index", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Keystore{kek: aead, mac: mac, path: path}, nil
 }
 
 func create(path string) ([]byte, error) {
@@ -142,6 +150,19 @@ func (k *Keystore) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 		return nil, fmt.Errorf("unwrap: %w", vault.ErrInvalidCiphertext)
 	}
 	return pt, nil
+}
+
+// HMAC returns HMAC-SHA256 of each input under a key derived from the key
+// file's key.
+func (k *Keystore) HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(inputs))
+	m := hmac.New(sha256.New, k.mac)
+	for i, in := range inputs {
+		m.Reset()
+		m.Write(in)
+		out[i] = m.Sum(nil)
+	}
+	return out, nil
 }
 
 // Ping always succeeds: the key is in memory.

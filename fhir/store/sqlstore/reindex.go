@@ -13,7 +13,7 @@ const reindexBatch = 200
 
 // Reindex implements store.Store. It walks resource_current in (type, id)
 // order, so an interrupted run can simply be started again.
-func (s *Store) Reindex(ctx context.Context, index func(typ string, body []byte) []search.Row, progress func(done, total int)) error {
+func (s *Store) Reindex(ctx context.Context, index func(ctx context.Context, typ string, body []byte) ([]search.Row, error), progress func(done, total int)) error {
 	var total int
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM resource_current WHERE deleted = 0 AND version > 0`).Scan(&total); err != nil {
 		return fmt.Errorf("reindex: %w", err)
@@ -55,7 +55,11 @@ func (s *Store) Reindex(ctx context.Context, index func(typ string, body []byte)
 				if res.Deleted {
 					continue // deleted since the batch was listed
 				}
-				if err := t.index(ctx, res, index(res.Type, res.Body), true); err != nil {
+				rows, err := index(ctx, res.Type, res.Body)
+				if err != nil {
+					return fmt.Errorf("%s/%s: %w", res.Type, res.ID, err)
+				}
+				if err := t.index(ctx, res, rows, true); err != nil {
 					return err
 				}
 			}

@@ -36,6 +36,9 @@ func (s *Store) Include(ctx context.Context, q *search.Query, matches []*store.R
 const fromCurrent = ` FROM resource_current c JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version`
 
 func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResult, error) {
+	if err := sq.Unblinded(); err != nil {
+		return nil, err
+	}
 	var where query
 	where.add(` WHERE c.deleted = 0 AND c.version > 0`)
 	switch {
@@ -185,7 +188,7 @@ func driver(sq *search.Query) int {
 			rank = 4
 		case c.Type == "token" && c.Modifier == "":
 			rank = 2
-		case c.Type == "string" && c.Modifier == "exact":
+		case c.Type == "string" && (c.Modifier == "exact" || c.BlindIndexed()):
 			rank = 2
 		case c.Type == "uri" && c.Modifier == "":
 			rank = 2
@@ -483,10 +486,15 @@ func likeEscape(s string) string {
 func valueCondition(q *query, c search.Clause, v search.Value) {
 	switch c.Type {
 	case "string":
-		switch c.Modifier {
-		case "exact":
+		switch {
+		case c.BlindIndexed() && c.Modifier == "exact":
 			q.add("s.raw = ?", v.Text)
-		case "contains":
+		case c.BlindIndexed():
+			// The digest of the search string's prefix kind (search.BlindRows).
+			q.add("s.val = ?", v.Text)
+		case c.Modifier == "exact":
+			q.add("s.raw = ?", v.Text)
+		case c.Modifier == "contains":
 			q.add(`s.val LIKE ? ESCAPE '\'`, "%"+likeEscape(search.Normalize(v.Text))+"%")
 		default:
 			q.add(`s.val LIKE ? ESCAPE '\'`, likeEscape(search.Normalize(v.Text))+"%")
@@ -533,6 +541,10 @@ func valueCondition(q *query, c search.Clause, v search.Value) {
 			q.add("s.val = ?", v.Text)
 		}
 	case "date":
+		if c.BlindIndexed() {
+			q.add("s.val = ?", v.Text)
+			return
+		}
 		dateCondition(q, "s.dlow", "s.dhigh", v)
 	case "number":
 		numberCondition(q, v)

@@ -5,6 +5,9 @@ package storetest
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,12 +51,42 @@ func patient(family string) []byte {
 	return fmt.Appendf(nil, `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"%s-nhs"}],"name":[{"family":%q}]}`, family, family)
 }
 
-// indexed fills w.Index from w.Body with the real extractor.
+// indexed fills w.Index from w.Body with the real extractor and blind
+// indexes, as the server does.
 func indexed(w store.Write) store.Write {
 	if w.Index == nil {
-		w.Index, _ = search.R4().Extract(w.Type, w.Body)
+		w.Index = indexRows(w.Type, w.Body)
 	}
 	return w
+}
+
+func indexRows(typ string, body []byte) []search.Row {
+	rows, _ := search.R4().Extract(typ, body)
+	rows, err := search.BlindRows(context.Background(), keys, typ, rows)
+	if err != nil {
+		panic(err) // the suite's own hasher cannot fail
+	}
+	return rows
+}
+
+// keys stands in for the key holder's blind-index HMAC (vault.Keys): the
+// suite tests storage, and the key holders have suites of their own.
+var keys = func() hmacKey {
+	k := make(hmacKey, 32)
+	rand.Read(k)
+	return k
+}()
+
+type hmacKey []byte
+
+func (k hmacKey) HMAC(_ context.Context, inputs [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(inputs))
+	for i, in := range inputs {
+		m := hmac.New(sha256.New, k)
+		m.Write(in)
+		out[i] = m.Sum(nil)
+	}
+	return out, nil
 }
 
 func put(t *testing.T, s store.Store, w store.Write) *store.Resource {
@@ -256,6 +289,9 @@ func ids(t *testing.T, s store.Store, typ, query string) []string {
 		t.Fatal(err)
 	}
 	q, err := search.R4().Parse(typ, params, true)
+	if err == nil {
+		err = q.Blind(context.Background(), keys)
+	}
 	if err != nil {
 		t.Fatalf("%s?%s: %v", typ, query, err)
 	}
@@ -277,9 +313,13 @@ func ids(t *testing.T, s store.Store, typ, query string) []string {
 // testSearch checks each parameter type and modifier against the store
 // (R4 3.1.1.4, 3.1.1.5).
 func testSearch(t *testing.T, s store.Store) {
-	put(t, s, store.Write{Type: "Patient", ID: "a", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"Brontë","given":["Anne"]}],"gender":"female","birthDate":"1950-02-14","active":true,"generalPractitioner":[{"reference":"Practitioner/gp1"}],"telecom":[{"system":"email","value":"anne@example.org"}]}`)})
-	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:other","value":"9000000009"}],"name":[{"family":"Smith","given":["Bob"]}],"gender":"male","birthDate":"1961","generalPractitioner":[{"reference":"Practitioner/gp2"}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "a", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"Brontë","given":["Anne"]}],"gender":"female","birthDate":"1950-02-14","deceasedDateTime":"1950-02-14","active":true,"generalPractitioner":[{"reference":"Practitioner/gp1"}],"telecom":[{"system":"email","value":"anne@example.org"}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:other","value":"9000000009"}],"name":[{"family":"Smith","given":["Bob"]}],"gender":"male","birthDate":"1961","deceasedDateTime":"1961","generalPractitioner":[{"reference":"Practitioner/gp2"}]}`)})
 	put(t, s, store.Write{Type: "Patient", ID: "c", Method: "PUT", Body: []byte(`{"resourceType":"Patient","identifier":[{"value":"local-1"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"urn:mrn","value":"mrn-7"}],"name":[{"family":"Smithson","given":["Cat"]}],"gender":"female"}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "d", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Featherstonehaugh-Wainwright"}]}`)})
+	for id, family := range map[string]string{"pb": "Smith", "pc": "Smithson"} {
+		put(t, s, store.Write{Type: "Practitioner", ID: id, Method: "PUT", Body: fmt.Appendf(nil, `{"resourceType":"Practitioner","name":[{"family":%q}]}`, family)})
+	}
 	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000","display":"Oxford hip score"}]},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":42,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/b"},"effectivePeriod":{"start":"2025-01-01","end":"2025-06-30"},"valueQuantity":{"value":17.5,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
 	tests := []struct {
@@ -290,7 +330,29 @@ func testSearch(t *testing.T, s store.Store) {
 		{"Patient", "family=smith", []string{"b", "c"}},
 		{"Patient", "family=BRONTE", []string{"a"}},
 		{"Patient", "family:exact=Smith", []string{"b"}},
-		{"Patient", "family:contains=mith", []string{"b", "c"}},
+		{"Practitioner", "family:contains=mith", []string{"pb", "pc"}},
+		{"Practitioner", "family=smith", []string{"pb", "pc"}},
+		// Blind indexes (search.BlindRows): prefixes up to 16 characters,
+		// longer search strings equal to the whole value, exact values.
+		{"Patient", "family=smithson", []string{"c"}},
+		{"Patient", "family=smiths", []string{"c"}},
+		{"Patient", "family=featherstoneh", []string{"d"}},
+		{"Patient", "family=featherstonehaugh-wainwright", []string{"d"}},
+		{"Patient", "family=featherstonehaugh-w", nil},
+		{"Patient", "family:exact=smith", nil},
+		{"Patient", "family:exact=Featherstonehaugh-Wainwright", []string{"d"}},
+		{"Patient", "family:missing=true", nil},
+		{"Patient", "birthdate=1950-02", []string{"a"}},
+		{"Patient", "birthdate=1950-03", nil},
+		{"Patient", "birthdate=1961-01", nil},
+		{"Patient", "birthdate=1961", []string{"b"}},
+		{"Patient", "birthdate=1950-02-14T00:00:00Z", nil},
+		{"Patient", "identifier:not=9000000009", []string{"c", "d"}},
+		{"Patient", "telecom=anne@example.org", []string{"a"}},
+		{"Patient", "email=bob@example.org", nil},
+		{"Observation", "subject:Patient.family=bront", []string{"o1"}},
+		{"Observation", "subject:Patient.birthdate=1961", []string{"o2"}},
+		{"Patient", "_has:Observation:subject:value-quantity=42", []string{"a"}},
 		{"Patient", "name=cat", []string{"c"}},
 		{"Patient", "family=smith&given=bob", []string{"b"}},
 		{"Patient", "identifier=9000000009", []string{"a", "b"}},
@@ -298,15 +360,15 @@ func testSearch(t *testing.T, s store.Store) {
 		{"Patient", "identifier=|local-1", []string{"c"}},
 		{"Patient", "identifier=urn:other|", []string{"b"}},
 		{"Patient", "gender=female", []string{"a", "c"}},
-		{"Patient", "gender:not=female", []string{"b"}},
-		{"Patient", "active:missing=true", []string{"b", "c"}},
+		{"Patient", "gender:not=female", []string{"b", "d"}},
+		{"Patient", "active:missing=true", []string{"b", "c", "d"}},
 		{"Patient", "birthdate=1950", []string{"a"}},
 		{"Patient", "birthdate=1950-02-14", []string{"a"}},
-		{"Patient", "birthdate=ge1960", []string{"b"}},
-		{"Patient", "birthdate=lt1961-06-01", []string{"a", "b"}},
-		{"Patient", "birthdate=eb1961", []string{"a"}},
-		{"Patient", "birthdate=sa1950-02-14", []string{"b"}},
-		{"Patient", "birthdate:missing=true", []string{"c"}},
+		{"Patient", "death-date=ge1960", []string{"b"}},
+		{"Patient", "death-date=lt1961-06-01", []string{"a", "b"}},
+		{"Patient", "death-date=eb1961", []string{"a"}},
+		{"Patient", "death-date=sa1950-02-14", []string{"b"}},
+		{"Patient", "birthdate:missing=true", []string{"c", "d"}},
 		{"Patient", "general-practitioner=Practitioner/gp1", []string{"a"}},
 		{"Patient", "general-practitioner=gp2", []string{"b"}},
 		{"Patient", "email=anne@example.org", []string{"a"}},
@@ -347,9 +409,9 @@ func testSearch(t *testing.T, s store.Store) {
 func testSearchPaging(t *testing.T, s store.Store) {
 	for i := 0; i < 7; i++ {
 		put(t, s, store.Write{Type: "Patient", ID: fmt.Sprintf("p%d", i), Method: "PUT",
-			Body: fmt.Appendf(nil, `{"resourceType":"Patient","birthDate":"19%02d"}`, 50+i%4)})
+			Body: fmt.Appendf(nil, `{"resourceType":"Patient","deceasedDateTime":"19%02d"}`, 50+i%4)})
 	}
-	for _, sortSpec := range []string{"", "birthdate", "-birthdate", "_id", "-_lastUpdated"} {
+	for _, sortSpec := range []string{"", "death-date", "-death-date", "_id", "-_lastUpdated"} {
 		t.Run("sort="+sortSpec, func(t *testing.T) {
 			params := url.Values{}
 			if sortSpec != "" {
@@ -371,7 +433,7 @@ func testSearchPaging(t *testing.T, s store.Store) {
 				}
 				if page == 0 {
 					// A new resource sorting first must not shift later pages.
-					put(t, s, store.Write{Type: "Patient", ID: "a-new" + strings.NewReplacer("-", "", "_", "").Replace(sortSpec), Method: "PUT", Body: []byte(`{"resourceType":"Patient","birthDate":"1900"}`)})
+					put(t, s, store.Write{Type: "Patient", ID: "a-new" + strings.NewReplacer("-", "", "_", "").Replace(sortSpec), Method: "PUT", Body: []byte(`{"resourceType":"Patient","deceasedDateTime":"1900"}`)})
 				}
 				if res.Next == nil {
 					break
@@ -657,9 +719,8 @@ func testReindex(t *testing.T, s store.Store) {
 		t.Fatalf("found %v before reindexing", got)
 	}
 	var calls []int
-	err := s.Reindex(context.Background(), func(typ string, body []byte) []search.Row {
-		rows, _ := search.R4().Extract(typ, body)
-		return rows
+	err := s.Reindex(context.Background(), func(_ context.Context, typ string, body []byte) ([]search.Row, error) {
+		return indexRows(typ, body), nil
 	}, func(done, total int) {
 		if total != 450 {
 			t.Errorf("total %d; want 450", total)
