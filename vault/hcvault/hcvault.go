@@ -1,0 +1,516 @@
+// Package hcvault is the gateway's key holder in HashiCorp Vault: it logs in
+// (token, AppRole or Kubernetes), keeps its token alive, and implements
+// vault.Keys with the transit engine (data keys wrapped by a transit key,
+// blind-index HMACs) and reads registry credentials from KV v2.
+//
+// Every call has a timeout and is retried with backoff on connection errors
+// and 5xx answers; when Vault cannot be reached the error wraps
+// vault.ErrUnavailable so that callers fail closed (503).
+package hcvault
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/api/auth/approle"
+	"github.com/hashicorp/vault/api/auth/kubernetes"
+
+	"github.com/promsgateway/gateway/vault"
+)
+
+// Client is a logged-in Vault client. It implements vault.Keys.
+type Client struct {
+	cfg Config
+	api *api.Client
+	log *slog.Logger
+
+	loggedIn atomic.Bool
+	loginMu  sync.Mutex
+	stop     chan struct{}
+	done     chan struct{}
+
+	macMu    sync.Mutex
+	macCache map[string][]byte
+
+	calls atomic.Int64
+}
+
+var _ vault.Keys = (*Client)(nil)
+
+// maxCachedDigests bounds the blind-index digest cache; past it the cache
+// is cleared.
+const maxCachedDigests = 100_000
+
+// Connect builds a client and logs in. Bad credentials are an error; an
+// unreachable Vault is not: the client keeps trying in the background, its
+// calls fail with vault.ErrUnavailable meanwhile, and Ping reports it.
+func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ac := api.DefaultConfig()
+	if ac.Error != nil {
+		return nil, fmt.Errorf("vault: %w", ac.Error)
+	}
+	if cfg.Address != "" {
+		ac.Address = cfg.Address
+	}
+	ac.Timeout = cfg.Timeout
+	ac.MaxRetries = cfg.MaxRetries
+	ac.MinRetryWait = 100 * time.Millisecond
+	ac.MaxRetryWait = time.Second
+	client, err := api.NewClient(ac)
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	client.ClearToken()
+	c := &Client{cfg: cfg, api: client, log: log, stop: make(chan struct{}), done: make(chan struct{}), macCache: map[string][]byte{}}
+	secret, err := c.login(ctx)
+	if err != nil && !errors.Is(err, vault.ErrUnavailable) {
+		return nil, err
+	}
+	if err != nil {
+		log.Error("vault unreachable at start; retrying in the background", "addr", ac.Address, "error", err)
+	}
+	go c.keepLoggedIn(secret)
+	return c, nil
+}
+
+// Close stops token renewal.
+func (c *Client) Close() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	<-c.done
+}
+
+// Calls reports how many key and secret requests the client has sent to
+// Vault (logins and token renewals are not counted).
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
+// login logs in with the configured method and returns the auth secret.
+func (c *Client) login(ctx context.Context) (*api.Secret, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	var (
+		s   *api.Secret
+		err error
+	)
+	switch c.cfg.Auth {
+	case "token":
+		c.api.SetToken(c.cfg.Token)
+		s, err = c.lookupSelf(ctx)
+	case "approle":
+		sid := &approle.SecretID{FromFile: c.cfg.SecretIDFile}
+		if sid.FromFile == "" {
+			sid.FromString = c.cfg.SecretID
+		}
+		var opts []approle.LoginOption
+		if c.cfg.AuthMount != "" {
+			opts = append(opts, approle.WithMountPath(c.cfg.AuthMount))
+		}
+		if c.cfg.SecretIDWrapped {
+			opts = append(opts, approle.WithWrappingToken())
+		}
+		var a *approle.AppRoleAuth
+		if a, err = approle.NewAppRoleAuth(c.cfg.RoleID, sid, opts...); err == nil {
+			s, err = c.api.Auth().Login(ctx, a)
+		}
+	case "kubernetes":
+		var opts []kubernetes.LoginOption
+		if c.cfg.AuthMount != "" {
+			opts = append(opts, kubernetes.WithMountPath(c.cfg.AuthMount))
+		}
+		if c.cfg.K8sTokenFile != "" {
+			opts = append(opts, kubernetes.WithServiceAccountTokenPath(c.cfg.K8sTokenFile))
+		}
+		var a *kubernetes.KubernetesAuth
+		if a, err = kubernetes.NewKubernetesAuth(c.cfg.K8sRole, opts...); err == nil {
+			s, err = c.api.Auth().Login(ctx, a)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault %s login: %w", c.cfg.Auth, classify(err))
+	}
+	if s == nil || s.Auth == nil {
+		return nil, fmt.Errorf("vault %s login: no token in the answer", c.cfg.Auth)
+	}
+	c.loggedIn.Store(true)
+	c.log.Info("vault login", "method", c.cfg.Auth, "ttl", time.Duration(s.Auth.LeaseDuration)*time.Second, "renewable", s.Auth.Renewable)
+	return s, nil
+}
+
+// lookupSelf describes the current token as an auth secret, for renewal.
+func (c *Client) lookupSelf(ctx context.Context) (*api.Secret, error) {
+	s, err := c.api.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, errors.New("empty token lookup")
+	}
+	ttl, _ := s.TokenTTL()
+	renewable, _ := s.TokenIsRenewable()
+	return &api.Secret{Auth: &api.SecretAuth{ClientToken: c.api.Token(), LeaseDuration: int(ttl.Seconds()), Renewable: renewable}}, nil
+}
+
+// keepLoggedIn renews the token while it can and logs in again when renewal
+// ends (max TTL reached, token revoked, Vault back after an outage).
+func (c *Client) keepLoggedIn(secret *api.Secret) {
+	defer close(c.done)
+	backoff := 200 * time.Millisecond
+	for {
+		if secret != nil {
+			if !c.hold(secret) {
+				return
+			}
+			secret = nil
+		}
+		// The token ended or could not be renewed: is it still good?
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+		s, err := c.lookupSelf(ctx)
+		cancel()
+		if err == nil && s.Auth.LeaseDuration > 0 && c.cfg.Auth == "token" {
+			secret, backoff = s, 200*time.Millisecond
+			continue
+		}
+		if err != nil && c.cfg.Auth == "token" && !errors.Is(classify(err), vault.ErrUnavailable) {
+			c.loggedIn.Store(false)
+			c.log.Error("vault token is no longer valid and token login cannot renew itself; set a new VAULT_TOKEN or use AppRole", "error", err)
+			<-c.stop
+			return
+		}
+		if c.cfg.Auth != "token" {
+			c.loginMu.Lock()
+			s, err = c.login(context.Background())
+			c.loginMu.Unlock()
+		}
+		if err == nil {
+			secret, backoff = s, 200*time.Millisecond
+			continue
+		}
+		c.loggedIn.Store(false)
+		c.log.Warn("vault login failed; retrying", "error", err, "in", backoff)
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// hold keeps secret's token alive until it can no longer be renewed; false
+// means the client was closed.
+func (c *Client) hold(secret *api.Secret) bool {
+	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
+	if ttl == 0 {
+		<-c.stop // a token without expiry (a root token in development)
+		return false
+	}
+	if !secret.Auth.Renewable {
+		select {
+		case <-c.stop:
+			return false
+		case <-time.After(ttl * 2 / 3):
+			return true
+		}
+	}
+	w, err := c.api.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+	if err != nil {
+		c.log.Error("vault token watcher", "error", err)
+		return true
+	}
+	go w.Start()
+	defer w.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return false
+		case err := <-w.DoneCh():
+			if err != nil {
+				c.log.Warn("vault token renewal ended", "error", err)
+			} else {
+				c.log.Info("vault token reached its maximum lifetime; logging in again")
+			}
+			return true
+		case r := <-w.RenewCh():
+			if r != nil && r.Secret != nil && r.Secret.Auth != nil {
+				c.log.Debug("vault token renewed", "ttl", time.Duration(r.Secret.Auth.LeaseDuration)*time.Second)
+			}
+		}
+	}
+}
+
+// classify marks the errors that mean "Vault cannot serve us now" (no
+// connection, timeout, 5xx, sealed, our token refused) with
+// vault.ErrUnavailable, and a ciphertext Vault refused with
+// vault.ErrInvalidCiphertext.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *api.ResponseError
+	if errors.As(err, &re) {
+		msg := strings.Join(re.Errors, "; ")
+		switch {
+		case re.StatusCode >= 500, re.StatusCode == http.StatusForbidden, re.StatusCode == http.StatusTooManyRequests:
+			return fmt.Errorf("%w: %d %s", vault.ErrUnavailable, re.StatusCode, msg)
+		case re.StatusCode == http.StatusBadRequest && (strings.Contains(msg, "authentication failed") || strings.Contains(msg, "invalid ciphertext") || strings.Contains(msg, "decrypt")):
+			return fmt.Errorf("%w: %s", vault.ErrInvalidCiphertext, msg)
+		}
+		return fmt.Errorf("vault answered %d: %s", re.StatusCode, msg)
+	}
+	if errors.Is(err, vault.ErrUnavailable) || errors.Is(err, vault.ErrInvalidCiphertext) {
+		return err
+	}
+	// Anything else is transport: refused, reset, timed out.
+	return fmt.Errorf("%w: %v", vault.ErrUnavailable, err)
+}
+
+// write sends one request with the call timeout. A token that expired
+// before the renewal loop replaced it (its max TTL fell between two
+// renewals) is replaced at once and the request sent again.
+func (c *Client) write(ctx context.Context, path string, data map[string]any) (*api.Secret, error) {
+	if !c.loggedIn.Load() {
+		return nil, fmt.Errorf("%w: not logged in to vault", vault.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	c.calls.Add(1)
+	token := c.api.Token()
+	s, err := c.api.Logical().WriteWithContext(ctx, path, data)
+	if err != nil && invalidToken(err) && c.cfg.Auth != "token" {
+		if lerr := c.relogin(ctx, token); lerr != nil {
+			return nil, lerr
+		}
+		c.calls.Add(1)
+		s, err = c.api.Logical().WriteWithContext(ctx, path, data)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("vault %s: empty answer", path)
+	}
+	return s, nil
+}
+
+// invalidToken reports Vault's answer to an expired or revoked token.
+func invalidToken(err error) bool {
+	var re *api.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusForbidden && strings.Contains(strings.Join(re.Errors, " "), "invalid token")
+}
+
+// relogin logs in again unless another caller already replaced the failed
+// token.
+func (c *Client) relogin(ctx context.Context, failed string) error {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	if c.api.Token() != failed {
+		return nil
+	}
+	_, err := c.login(ctx)
+	return err
+}
+
+func (c *Client) transit(op, key string) string {
+	return c.cfg.TransitMount + "/" + op + "/" + key
+}
+
+// NewDataKey asks transit for a new 256-bit data key in wrapped form
+// (datakey/wrapped: Vault returns only the ciphertext) and unwraps it
+// once to use it.
+func (c *Client) NewDataKey(ctx context.Context) (vault.DataKey, error) {
+	s, err := c.write(ctx, c.transit("datakey/wrapped", c.cfg.DataKey), map[string]any{"bits": 256})
+	if err != nil {
+		return vault.DataKey{}, fmt.Errorf("new data key: %w", err)
+	}
+	ct, _ := s.Data["ciphertext"].(string)
+	if !strings.HasPrefix(ct, "vault:v") {
+		return vault.DataKey{}, fmt.Errorf("new data key: unexpected ciphertext %.16q", ct)
+	}
+	pt, err := c.Unwrap(ctx, []byte(ct))
+	if err != nil {
+		return vault.DataKey{}, err
+	}
+	return vault.DataKey{Plaintext: pt, Wrapped: []byte(ct)}, nil
+}
+
+// Unwrap decrypts a wrapped data key with transit.
+func (c *Client) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
+	if !strings.HasPrefix(string(wrapped), "vault:v") {
+		return nil, fmt.Errorf("unwrap: not a Vault transit ciphertext: %w", vault.ErrInvalidCiphertext)
+	}
+	s, err := c.write(ctx, c.transit("decrypt", c.cfg.DataKey), map[string]any{"ciphertext": string(wrapped)})
+	if err != nil {
+		return nil, fmt.Errorf("unwrap: %w", err)
+	}
+	b64, _ := s.Data["plaintext"].(string)
+	pt, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(pt) != 32 {
+		return nil, fmt.Errorf("unwrap: transit returned no 256-bit key")
+	}
+	return pt, nil
+}
+
+// Rewrap re-encrypts wrapped data keys under the latest version of the
+// transit key, in one batch call; the data keys themselves do not change.
+func (c *Client) Rewrap(ctx context.Context, wrapped [][]byte) ([][]byte, error) {
+	items := make([]map[string]any, len(wrapped))
+	for i, w := range wrapped {
+		items[i] = map[string]any{"ciphertext": string(w)}
+	}
+	results, err := c.batch(ctx, c.transit("rewrap", c.cfg.DataKey), map[string]any{}, items)
+	if err != nil {
+		return nil, fmt.Errorf("rewrap: %w", err)
+	}
+	out := make([][]byte, len(results))
+	for i, r := range results {
+		ct, _ := r["ciphertext"].(string)
+		out[i] = []byte(ct)
+	}
+	return out, nil
+}
+
+// maxBatch is the most items one transit batch call carries.
+const maxBatch = 1000
+
+// batch sends items as batch_input in calls of at most maxBatch and returns
+// batch_results in order; an item's own error fails the whole call.
+func (c *Client) batch(ctx context.Context, path string, params map[string]any, items []map[string]any) ([]map[string]any, error) {
+	var out []map[string]any
+	for start := 0; start < len(items); start += maxBatch {
+		part := items[start:min(start+maxBatch, len(items))]
+		data := map[string]any{"batch_input": part}
+		for k, v := range params {
+			data[k] = v
+		}
+		s, err := c.write(ctx, path, data)
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := s.Data["batch_results"].([]any)
+		if len(raw) != len(part) {
+			return nil, fmt.Errorf("%s: %d results for %d inputs", path, len(raw), len(part))
+		}
+		for i, r := range raw {
+			m, _ := r.(map[string]any)
+			if e, _ := m["error"].(string); e != "" {
+				return nil, classify(&api.ResponseError{StatusCode: http.StatusBadRequest, Errors: []string{fmt.Sprintf("item %d: %s", start+i, e)}})
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// HMAC computes HMAC-SHA256 of each input with the blind-index key at its
+// pinned version, in batch calls; digests are cached, so a value seen before
+// costs no call.
+func (c *Client) HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
+	out := make([][]byte, len(inputs))
+	var (
+		missing []int
+		items   []map[string]any
+	)
+	c.macMu.Lock()
+	for i, in := range inputs {
+		if d, ok := c.macCache[string(in)]; ok {
+			out[i] = d
+			continue
+		}
+		missing = append(missing, i)
+		items = append(items, map[string]any{"input": base64.StdEncoding.EncodeToString(in)})
+	}
+	c.macMu.Unlock()
+	if len(items) == 0 {
+		return out, nil
+	}
+	results, err := c.batch(ctx, c.transit("hmac", c.cfg.BlindKey)+"/sha2-256", map[string]any{"key_version": c.cfg.BlindKeyVersion}, items)
+	if err != nil {
+		return nil, fmt.Errorf("hmac: %w", err)
+	}
+	c.macMu.Lock()
+	defer c.macMu.Unlock()
+	if len(c.macCache)+len(results) > maxCachedDigests {
+		clear(c.macCache)
+	}
+	for j, r := range results {
+		h, _ := r["hmac"].(string)
+		d, err := decodeVaultValue(h)
+		if err != nil {
+			return nil, fmt.Errorf("hmac: %w", err)
+		}
+		i := missing[j]
+		out[i] = d
+		c.macCache[string(inputs[i])] = d
+	}
+	return out, nil
+}
+
+// decodeVaultValue reads "vault:vN:base64".
+func decodeVaultValue(s string) ([]byte, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 || parts[0] != "vault" {
+		return nil, fmt.Errorf("unexpected transit value %.12q", s)
+	}
+	return base64.StdEncoding.DecodeString(parts[2])
+}
+
+// Secret reads a KV v2 secret (registry credentials) at path. Values are
+// returned to the caller and never logged.
+func (c *Client) Secret(ctx context.Context, path string) (map[string]any, error) {
+	if !c.loggedIn.Load() {
+		return nil, fmt.Errorf("%w: not logged in to vault", vault.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	c.calls.Add(1)
+	s, err := c.api.KVv2(c.cfg.KVMount).Get(ctx, path)
+	if errors.Is(err, api.ErrSecretNotFound) {
+		return nil, fmt.Errorf("secret %s/%s: not found", c.cfg.KVMount, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret %s/%s: %w", c.cfg.KVMount, path, classify(err))
+	}
+	return s.Data, nil
+}
+
+// Ping reports whether Vault is reachable, unsealed, and the client holds a
+// valid token.
+func (c *Client) Ping(ctx context.Context) error {
+	if !c.loggedIn.Load() {
+		return fmt.Errorf("%w: not logged in to vault", vault.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	c.calls.Add(1)
+	h, err := c.api.Sys().HealthWithContext(ctx)
+	if err != nil {
+		return classify(err)
+	}
+	if h.Sealed {
+		return fmt.Errorf("%w: vault is sealed", vault.ErrUnavailable)
+	}
+	return nil
+}
+
+// Name describes the key holder for logs and readiness reports.
+func (c *Client) Name() string {
+	return fmt.Sprintf("vault transit %s (%s/%s)", c.api.Address(), c.cfg.TransitMount, c.cfg.DataKey)
+}
