@@ -63,8 +63,14 @@ func NewEnvelope(keys Keys) *Envelope {
 	}
 }
 
-// Seal encrypts plaintext, binding aad.
+// Seal encrypts plaintext, binding aad. It fails with ErrUnavailable while
+// the key holder reports itself unavailable (Availability).
 func (e *Envelope) Seal(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
+	if a, ok := e.keys.(Availability); ok {
+		if err := a.Available(); err != nil {
+			return nil, fmt.Errorf("seal: %w", err)
+		}
+	}
 	k, err := e.activeKey(ctx)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,14 @@ type Keys interface {
 	Name() string
 }
 
+// Availability is implemented by key holders that can lose contact with
+// their service. Envelope asks it before sealing with a cached data key, so
+// that writes stop (fail closed) while the key service is down even though
+// a key is still in memory; reads go on with cached keys.
+type Availability interface {
+	Available() error
+}
+
 // ErrUnavailable is returned (wrapped) when the key holder cannot be reached;
 // callers fail closed and report 503.
 var ErrUnavailable = errors.New("key service unavailable")

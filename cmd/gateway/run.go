@@ -21,6 +21,7 @@ import (
 	"github.com/promsgateway/gateway/fhir/store/sqlstore"
 	"github.com/promsgateway/gateway/vault"
 	"github.com/promsgateway/gateway/vault/devkeystore"
+	"github.com/promsgateway/gateway/vault/hcvault"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -56,7 +57,10 @@ const usage = `usage: gateway [serve|reindex|version]
 Environment:
   GATEWAY_ADDR        listen address (default :8080)
   GATEWAY_DB          SQLite file path or postgres:// URL (default data/gateway.db)
+  GATEWAY_KEYS        dev (the development keystore, default) or vault
   GATEWAY_KEYSTORE    development keystore file (default data/dev-keystore.json)
+  VAULT_ADDR, VAULT_TOKEN, GATEWAY_VAULT_*  Vault login and keys (GATEWAY_KEYS=vault;
+                      see README.md)
   GATEWAY_ENV         "production" refuses development-only parts
   GATEWAY_BASE_URL    public FHIR base URL (default: from each request's Host)
   GATEWAY_MAX_BODY_BYTES, GATEWAY_MAX_DEPTH, GATEWAY_MAX_BUNDLE_ENTRIES  request limits
@@ -68,7 +72,9 @@ Environment:
 // settings is the gateway's configuration, read from the environment.
 type settings struct {
 	addr, db, keystore string
+	keys               string // dev | vault
 	production         bool
+	vault              hcvault.Config
 	api                rest.Config
 	logLevel           slog.Level
 }
@@ -78,8 +84,18 @@ func readSettings(getenv func(string) string) (settings, error) {
 		addr:       or(getenv("GATEWAY_ADDR"), ":8080"),
 		db:         or(getenv("GATEWAY_DB"), "data/gateway.db"),
 		keystore:   or(getenv("GATEWAY_KEYSTORE"), "data/dev-keystore.json"),
+		keys:       or(getenv("GATEWAY_KEYS"), "dev"),
 		production: getenv("GATEWAY_ENV") == "production",
 		api:        rest.DefaultConfig(),
+	}
+	if s.keys != "dev" && s.keys != "vault" {
+		return s, fmt.Errorf("GATEWAY_KEYS=%q: want dev or vault", s.keys)
+	}
+	if s.keys == "vault" {
+		var err error
+		if s.vault, err = hcvault.ConfigFromEnv(getenv); err != nil {
+			return s, err
+		}
 	}
 	s.api.BaseURL = getenv("GATEWAY_BASE_URL")
 	s.api.SoftwareVersion = version
@@ -147,18 +163,18 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	if err != nil {
 		return err
 	}
-	keys, st, err := openStore(ctx, cfg, log)
+	keys, st, closeAll, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeAll()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := rest.NewServer(cfg.api, st, keys, log, rest.NewMetrics(reg))
 	handler := api.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		rest.Check{Name: "database", Fn: st.Ping},
-		rest.Check{Name: "keys", Fn: keys.Ping})
+		rest.Check{Name: map[string]string{"dev": "keys", "vault": "vault"}[cfg.keys], Fn: keys.Ping})
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -221,20 +237,30 @@ func setup(getenv func(string) string, logOut io.Writer) (settings, *slog.Logger
 	return cfg, slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel})), nil
 }
 
-// openStore opens the key holder and the resource store the settings name.
-func openStore(ctx context.Context, cfg settings, log *slog.Logger) (vault.Keys, *sqlstore.Store, error) {
-	if cfg.production {
-		return nil, nil, errors.New("GATEWAY_ENV=production needs Vault, and this build has only the development keystore; refusing to start")
+// openStore opens the key holder and the resource store the settings name;
+// closeAll closes both.
+func openStore(ctx context.Context, cfg settings, log *slog.Logger) (keys vault.Keys, st *sqlstore.Store, closeAll func(), err error) {
+	closeKeys := func() {}
+	switch {
+	case cfg.keys == "vault":
+		c, err := hcvault.Connect(ctx, cfg.vault, log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		keys, closeKeys = c, c.Close
+	case cfg.production:
+		return nil, nil, nil, errors.New("GATEWAY_ENV=production needs GATEWAY_KEYS=vault: the development keystore keeps its key beside the data; refusing to start")
+	default:
+		if keys, err = devkeystore.Open(cfg.keystore, cfg.production, log); err != nil {
+			return nil, nil, nil, err
+		}
 	}
-	keys, err := devkeystore.Open(cfg.keystore, cfg.production, log)
+	st, err = sqlstore.Open(ctx, cfg.db, vault.NewEnvelope(keys))
 	if err != nil {
-		return nil, nil, err
+		closeKeys()
+		return nil, nil, nil, err
 	}
-	st, err := sqlstore.Open(ctx, cfg.db, vault.NewEnvelope(keys))
-	if err != nil {
-		return nil, nil, err
-	}
-	return keys, st, nil
+	return keys, st, func() { st.Close(); closeKeys() }, nil
 }
 
 // reindex rebuilds the search index from the embedded definitions,
@@ -244,11 +270,11 @@ func reindex(ctx context.Context, getenv func(string) string, stdout, logOut io.
 	if err != nil {
 		return err
 	}
-	keys, st, err := openStore(ctx, cfg, log)
+	keys, st, closeAll, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeAll()
 	registry := search.R4()
 	failures := 0
 	start := time.Now()

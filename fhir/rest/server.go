@@ -249,7 +249,7 @@ func storeError(err error) error {
 	case errors.Is(err, store.ErrBadCursor):
 		return outcome.At(outcome.Invalid, "value", "_cursor", "the _cursor does not belong to this search (its sort differs)")
 	case errors.Is(err, vault.ErrUnavailable):
-		return outcome.Wrap(outcome.Unavailable, err, "the key service is unavailable; nothing was written")
+		return outcome.Wrap(outcome.Unavailable, err, "the key service is unavailable; the request was not carried out and nothing was written")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return outcome.Wrap(outcome.Unavailable, err, "the request did not complete in time")
 	}

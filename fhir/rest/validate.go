@@ -79,7 +79,11 @@ func (s *Server) indexRows(ctx context.Context, typ string, body []byte) ([]sear
 	for _, err := range errs {
 		s.log.Error("search index extraction failed", "type", typ, "error", err)
 	}
-	return search.BlindRows(ctx, s.keys, typ, rows)
+	blind, err := search.BlindRows(ctx, s.keys, typ, rows)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return blind, nil
 }
 
 // parseSearch parses search parameters and blinds the values of identifying
@@ -90,7 +94,7 @@ func (s *Server) parseSearch(ctx context.Context, typ string, params url.Values,
 		return nil, err
 	}
 	if err := q.Blind(ctx, s.keys); err != nil {
-		return nil, err
+		return nil, storeError(err)
 	}
 	return q, nil
 }

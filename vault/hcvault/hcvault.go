@@ -34,6 +34,9 @@ type Client struct {
 	log *slog.Logger
 
 	loggedIn atomic.Bool
+	// down is set while Vault does not answer (a failed call or health
+	// check) and cleared by the next success.
+	down     atomic.Bool
 	loginMu  sync.Mutex
 	stop     chan struct{}
 	done     chan struct{}
@@ -84,8 +87,49 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Client, error)
 	if err != nil {
 		log.Error("vault unreachable at start; retrying in the background", "addr", ac.Address, "error", err)
 	}
+	c.down.Store(err != nil)
 	go c.keepLoggedIn(secret)
+	go c.watchHealth()
 	return c, nil
+}
+
+// HealthInterval is how often the client checks that Vault answers, so that
+// writes stop within it after Vault goes away.
+const HealthInterval = 2 * time.Second
+
+// watchHealth pings Vault every HealthInterval until Close.
+func (c *Client) watchHealth() {
+	t := time.NewTicker(HealthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.Ping(context.Background())
+		}
+	}
+}
+
+// Available reports whether Vault answered the last call or health check.
+func (c *Client) Available() error {
+	if !c.loggedIn.Load() {
+		return fmt.Errorf("%w: not logged in to vault", vault.ErrUnavailable)
+	}
+	if c.down.Load() {
+		return fmt.Errorf("%w: vault does not answer", vault.ErrUnavailable)
+	}
+	return nil
+}
+
+// observe records whether a call reached Vault.
+func (c *Client) observe(err error) error {
+	if err == nil {
+		c.down.Store(false)
+	} else if errors.Is(err, vault.ErrUnavailable) {
+		c.down.Store(true)
+	}
+	return err
 }
 
 // Close stops token renewal.
@@ -302,8 +346,9 @@ func (c *Client) write(ctx context.Context, path string, data map[string]any) (*
 		s, err = c.api.Logical().WriteWithContext(ctx, path, data)
 	}
 	if err != nil {
-		return nil, classify(err)
+		return nil, c.observe(classify(err))
 	}
+	c.observe(nil)
 	if s == nil {
 		return nil, fmt.Errorf("vault %s: empty answer", path)
 	}
@@ -492,22 +537,21 @@ func (c *Client) Secret(ctx context.Context, path string) (map[string]any, error
 }
 
 // Ping reports whether Vault is reachable, unsealed, and the client holds a
-// valid token.
+// valid token. It is a health check and not counted in Calls.
 func (c *Client) Ping(ctx context.Context) error {
 	if !c.loggedIn.Load() {
 		return fmt.Errorf("%w: not logged in to vault", vault.ErrUnavailable)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	c.calls.Add(1)
 	h, err := c.api.Sys().HealthWithContext(ctx)
 	if err != nil {
-		return classify(err)
+		return c.observe(classify(err))
 	}
 	if h.Sealed {
-		return fmt.Errorf("%w: vault is sealed", vault.ErrUnavailable)
+		return c.observe(fmt.Errorf("%w: vault is sealed", vault.ErrUnavailable))
 	}
-	return nil
+	return c.observe(nil)
 }
 
 // Name describes the key holder for logs and readiness reports.
