@@ -36,10 +36,10 @@ type Client struct {
 	loggedIn atomic.Bool
 	// down is set while Vault does not answer (a failed call or health
 	// check) and cleared by the next success.
-	down     atomic.Bool
-	loginMu  sync.Mutex
-	stop     chan struct{}
-	done     chan struct{}
+	down    atomic.Bool
+	loginMu sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
 
 	macMu    sync.Mutex
 	macCache map[string][]byte
