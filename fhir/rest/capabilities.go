@@ -140,7 +140,7 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 				if !p.Indexed() && p.Code != "_lastUpdated" {
 					continue
 				}
-				rc.SearchParam = append(rc.SearchParam, capabilityParam{Name: p.Code, Definition: p.URL, Type: p.Type, Documentation: search.Documentation(p.Type)})
+				rc.SearchParam = append(rc.SearchParam, capabilityParam{Name: p.Code, Definition: p.URL, Type: p.Type, Documentation: search.ParamDocumentation(t, p.Code, p.Type)})
 				if p.Type == "reference" {
 					rc.SearchInclude = append(rc.SearchInclude, t+":"+p.Code)
 				}

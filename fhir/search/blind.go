@@ -79,6 +79,23 @@ func blindKindOf(typ, code string) blindKind {
 // type typ are blind indexes.
 func Protected(typ, code string) bool { return blindKindOf(typ, code) != notBlind }
 
+// ParamDocumentation says what a query may use with parameter code (of
+// type ptype) on resource type typ: Documentation, or for a blind-indexed
+// parameter what its digests can answer.
+func ParamDocumentation(typ, code, ptype string) string {
+	switch blindKindOf(typ, code) {
+	case blindName:
+		return fmt.Sprintf("blind index (keyed digest): starts-with on up to %d normalised characters, longer values whole; modifiers: exact, missing; not sortable", NamePrefixLength)
+	case blindWhole:
+		return "blind index (keyed digest): whole normalised value; modifiers: exact, missing; not sortable"
+	case blindToken:
+		return "blind index (keyed digest) of the value; modifiers: text, not, missing, of-type"
+	case blindDate:
+		return "blind index (keyed digest): equality at year, month or day precision; modifiers: missing; not sortable"
+	}
+	return Documentation(ptype)
+}
+
 // Digest kinds, part of every digest input.
 const (
 	digestPrefix = "prefix"

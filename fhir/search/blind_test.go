@@ -171,3 +171,24 @@ func TestBlindFailsClosed(t *testing.T) {
 		t.Errorf("a type with nothing to protect needs no key holder: %v", err)
 	}
 }
+
+// The CapabilityStatement's documentation of a protected parameter offers
+// only what blind indexes answer.
+func TestParamDocumentation(t *testing.T) {
+	tests := []struct {
+		typ, code, ptype string
+		has, lacks       string
+	}{
+		{"Patient", "family", "string", "exact", "contains"},
+		{"Patient", "birthdate", "date", "year, month or day", "prefixes"},
+		{"Patient", "identifier", "token", "of-type", "not-in"},
+		{"Practitioner", "family", "string", "contains", "blind"},
+		{"Observation", "date", "date", "prefixes", "blind"},
+	}
+	for _, tc := range tests {
+		doc := ParamDocumentation(tc.typ, tc.code, tc.ptype)
+		if !strings.Contains(doc, tc.has) || strings.Contains(doc, tc.lacks) {
+			t.Errorf("%s.%s: %q", tc.typ, tc.code, doc)
+		}
+	}
+}

@@ -42,9 +42,36 @@ func (s *Store) Reindex(ctx context.Context, index func(ctx context.Context, typ
 		if len(batch) == 0 {
 			return nil
 		}
+		// Index outside the transaction: index may call the key service
+		// (blind indexes), and no lock should wait on it.
+		type indexed struct {
+			version int64
+			rows    []search.Row
+		}
+		prepared := make([]*indexed, len(batch))
+		for i, k := range batch {
+			res, err := s.Read(ctx, k[0], k[1])
+			if err == store.ErrNotFound {
+				continue // deleted since the batch was listed
+			}
+			if err != nil {
+				return fmt.Errorf("reindex: %w", err)
+			}
+			if res.Deleted {
+				continue
+			}
+			rows, err := index(ctx, res.Type, res.Body)
+			if err != nil {
+				return fmt.Errorf("reindex %s/%s: %w", res.Type, res.ID, err)
+			}
+			prepared[i] = &indexed{res.Version, rows}
+		}
 		err = s.InTx(ctx, func(st store.Tx) error {
 			t := st.(*tx)
-			for _, k := range batch {
+			for i, k := range batch {
+				if prepared[i] == nil {
+					continue
+				}
 				res, err := t.Read(ctx, k[0], k[1])
 				if err == store.ErrNotFound {
 					continue
@@ -52,14 +79,10 @@ func (s *Store) Reindex(ctx context.Context, index func(ctx context.Context, typ
 				if err != nil {
 					return err
 				}
-				if res.Deleted {
-					continue // deleted since the batch was listed
+				if res.Deleted || res.Version != prepared[i].version {
+					continue // written since: that write indexed it
 				}
-				rows, err := index(ctx, res.Type, res.Body)
-				if err != nil {
-					return fmt.Errorf("%s/%s: %w", res.Type, res.ID, err)
-				}
-				if err := t.index(ctx, res, rows, true); err != nil {
+				if err := t.index(ctx, res, prepared[i].rows, true); err != nil {
 					return err
 				}
 			}
