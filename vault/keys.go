@@ -38,6 +38,27 @@ type Keys interface {
 	Name() string
 }
 
+// Pseudonyms is what a key holder offers for pseudonymisation
+// (vault/pseudonym): a keyed digest separate from the blind-index one, and
+// escrows that the gateway can seal for a pseudonym domain but only that
+// domain's key holders can open, with their own credentials.
+type Pseudonyms interface {
+	// PseudonymHMAC is HMAC-SHA256 under the pseudonym key at a fixed
+	// version, so pseudonyms survive key rotation.
+	PseudonymHMAC(ctx context.Context, inputs [][]byte) ([][]byte, error)
+	// SealEscrow encrypts each plaintext with the escrow key of domain.
+	SealEscrow(ctx context.Context, domain string, plaintexts [][]byte) ([]string, error)
+	// OpenEscrow decrypts an escrow with a key holder's own credential;
+	// ErrDenied when that credential may not open domain's escrows.
+	OpenEscrow(ctx context.Context, holderCredential, domain, sealed string) ([]byte, error)
+	// Holder names the key holder a credential belongs to, for the audit
+	// trail, without revealing the credential.
+	Holder(ctx context.Context, holderCredential string) (string, error)
+}
+
+// ErrDenied is returned (wrapped) when the key holder refuses a credential.
+var ErrDenied = errors.New("permission denied by the key holder")
+
 // Availability is implemented by key holders that can lose contact with
 // their service. Envelope asks it before sealing with a cached data key, so
 // that writes stop (fail closed) while the key service is down even though

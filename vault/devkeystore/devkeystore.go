@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/promsgateway/gateway/vault"
@@ -37,12 +38,17 @@ const wrapPrefix = "devks:v1:"
 
 // Keystore implements vault.Keys with a local key encryption key.
 type Keystore struct {
-	kek  cipher.AEAD
-	mac  []byte // blind-index key, derived from the key file's key
-	path string
+	kek       cipher.AEAD
+	mac       []byte // blind-index key, derived from the key file's key
+	pseudonym []byte // pseudonym key, derived likewise
+	root      []byte // the key file's key, for per-domain escrow keys
+	path      string
 }
 
-var _ vault.Keys = (*Keystore)(nil)
+var (
+	_ vault.Keys       = (*Keystore)(nil)
+	_ vault.Pseudonyms = (*Keystore)(nil)
+)
 
 type keyFile struct {
 	Warning string    `json:"warning"`
@@ -89,7 +95,11 @@ func Open(path string, production bool, log *slog.Logger) (*Keystore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keystore{kek: aead, mac: mac, path: path}, nil
+	pseudonym, err := hkdf.Key(sha256.New, key, nil, "promsgateway development keystore: pseudonym", 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Keystore{kek: aead, mac: mac, pseudonym: pseudonym, root: key, path: path}, nil
 }
 
 func create(path string) ([]byte, error) {
@@ -155,14 +165,86 @@ func (k *Keystore) Unwrap(ctx context.Context, wrapped []byte) ([]byte, error) {
 // HMAC returns HMAC-SHA256 of each input under a key derived from the key
 // file's key.
 func (k *Keystore) HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
+	return hmacAll(k.mac, inputs), nil
+}
+
+// PseudonymHMAC returns HMAC-SHA256 of each input under the derived
+// pseudonym key.
+func (k *Keystore) PseudonymHMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
+	return hmacAll(k.pseudonym, inputs), nil
+}
+
+// DevelopmentHolder is the only key holder credential the development
+// keystore accepts. It stands in for Vault's policies, which this keystore
+// cannot enforce: anyone who can read its key file can re-identify.
+const DevelopmentHolder = "development-key-holder"
+
+func (k *Keystore) escrowAEAD(domain string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, k.root, nil, "promsgateway development keystore: escrow "+domain, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// SealEscrow encrypts each plaintext under a key derived for domain.
+func (k *Keystore) SealEscrow(ctx context.Context, domain string, plaintexts [][]byte) ([]string, error) {
+	aead, err := k.escrowAEAD(domain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(plaintexts))
+	for i, p := range plaintexts {
+		nonce := make([]byte, aead.NonceSize())
+		if _, err := rand.Read(nonce); err != nil {
+			return nil, err
+		}
+		out[i] = wrapPrefix + base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, p, []byte(domain)))
+	}
+	return out, nil
+}
+
+// OpenEscrow decrypts an escrow for the development key holder.
+func (k *Keystore) OpenEscrow(ctx context.Context, holder, domain, sealed string) ([]byte, error) {
+	if holder != DevelopmentHolder {
+		return nil, fmt.Errorf("%w: the development keystore accepts only %q", vault.ErrDenied, DevelopmentHolder)
+	}
+	aead, err := k.escrowAEAD(domain)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sealed, wrapPrefix))
+	if err != nil || len(raw) < aead.NonceSize() {
+		return nil, fmt.Errorf("open escrow: %w", vault.ErrInvalidCiphertext)
+	}
+	pt, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(domain))
+	if err != nil {
+		return nil, fmt.Errorf("open escrow: %w", vault.ErrInvalidCiphertext)
+	}
+	return pt, nil
+}
+
+// Holder names the development key holder.
+func (k *Keystore) Holder(ctx context.Context, holder string) (string, error) {
+	if holder != DevelopmentHolder {
+		return "", fmt.Errorf("%w: unknown key holder", vault.ErrDenied)
+	}
+	return "development key holder", nil
+}
+
+func hmacAll(key []byte, inputs [][]byte) [][]byte {
 	out := make([][]byte, len(inputs))
-	m := hmac.New(sha256.New, k.mac)
+	m := hmac.New(sha256.New, key)
 	for i, in := range inputs {
 		m.Reset()
 		m.Write(in)
 		out[i] = m.Sum(nil)
 	}
-	return out, nil
+	return out
 }
 
 // Ping always succeeds: the key is in memory.

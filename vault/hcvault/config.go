@@ -34,6 +34,9 @@ type Config struct {
 	// BlindKeyVersion so that rotation never changes a digest.
 	BlindKey        string
 	BlindKeyVersion int
+	// PseudonymKey is the transit key of pseudonyms (type hmac), used at
+	// version 1 always: rotating it would change every pseudonym.
+	PseudonymKey string
 	// KVMount is the KV v2 mount holding registry credentials.
 	KVMount string
 	// Timeout bounds each call to Vault, retries included.
@@ -48,6 +51,7 @@ const (
 	DefaultTransitMount = "transit"
 	DefaultDataKey      = "gateway-data"
 	DefaultBlindKey     = "gateway-blind"
+	DefaultPseudonymKey = "gateway-pseudonym"
 	DefaultKVMount      = "secret"
 )
 
@@ -66,6 +70,7 @@ const (
 //	GATEWAY_VAULT_DATA_KEY                   default gateway-data
 //	GATEWAY_VAULT_BLIND_KEY                  default gateway-blind
 //	GATEWAY_VAULT_BLIND_KEY_VERSION          default 1
+//	GATEWAY_VAULT_PSEUDONYM_KEY              default gateway-pseudonym
 //	GATEWAY_VAULT_KV_MOUNT                   default secret
 //	GATEWAY_VAULT_TIMEOUT                    per call, Go duration (default 5s)
 //	GATEWAY_VAULT_MAX_RETRIES                default 2
@@ -83,6 +88,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		TransitMount: or(getenv("GATEWAY_VAULT_TRANSIT_MOUNT"), DefaultTransitMount),
 		DataKey:      or(getenv("GATEWAY_VAULT_DATA_KEY"), DefaultDataKey),
 		BlindKey:     or(getenv("GATEWAY_VAULT_BLIND_KEY"), DefaultBlindKey),
+		PseudonymKey: or(getenv("GATEWAY_VAULT_PSEUDONYM_KEY"), DefaultPseudonymKey),
 		KVMount:      or(getenv("GATEWAY_VAULT_KV_MOUNT"), DefaultKVMount),
 	}
 	var err error

@@ -47,7 +47,10 @@ type Client struct {
 	calls atomic.Int64
 }
 
-var _ vault.Keys = (*Client)(nil)
+var (
+	_ vault.Keys       = (*Client)(nil)
+	_ vault.Pseudonyms = (*Client)(nil)
+)
 
 // maxCachedDigests bounds the blind-index digest cache; past it the cache
 // is cleared.
@@ -468,14 +471,25 @@ func (c *Client) batch(ctx context.Context, path string, params map[string]any, 
 // pinned version, in batch calls; digests are cached, so a value seen before
 // costs no call.
 func (c *Client) HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
+	return c.hmac(ctx, c.cfg.BlindKey, c.cfg.BlindKeyVersion, inputs)
+}
+
+// PseudonymHMAC computes HMAC-SHA256 of each input with the pseudonym key
+// at version 1.
+func (c *Client) PseudonymHMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
+	return c.hmac(ctx, or(c.cfg.PseudonymKey, DefaultPseudonymKey), 1, inputs)
+}
+
+func (c *Client) hmac(ctx context.Context, key string, version int, inputs [][]byte) ([][]byte, error) {
 	out := make([][]byte, len(inputs))
 	var (
 		missing []int
 		items   []map[string]any
 	)
+	cacheKey := func(in []byte) string { return key + "\x00" + string(in) }
 	c.macMu.Lock()
 	for i, in := range inputs {
-		if d, ok := c.macCache[string(in)]; ok {
+		if d, ok := c.macCache[cacheKey(in)]; ok {
 			out[i] = d
 			continue
 		}
@@ -486,7 +500,7 @@ func (c *Client) HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
 	if len(items) == 0 {
 		return out, nil
 	}
-	results, err := c.batch(ctx, c.transit("hmac", c.cfg.BlindKey)+"/sha2-256", map[string]any{"key_version": c.cfg.BlindKeyVersion}, items)
+	results, err := c.batch(ctx, c.transit("hmac", key)+"/sha2-256", map[string]any{"key_version": version}, items)
 	if err != nil {
 		return nil, fmt.Errorf("hmac: %w", err)
 	}
@@ -503,9 +517,91 @@ func (c *Client) HMAC(ctx context.Context, inputs [][]byte) ([][]byte, error) {
 		}
 		i := missing[j]
 		out[i] = d
-		c.macCache[string(inputs[i])] = d
+		c.macCache[cacheKey(inputs[i])] = d
 	}
 	return out, nil
+}
+
+// escrowKey is the transit key of a pseudonym domain (deploy/vault/setup.sh
+// domain creates it).
+func escrowKey(domain string) string { return "reid-" + domain }
+
+// SealEscrow encrypts each plaintext with the domain's escrow key, in batch
+// calls. The gateway's policy allows encrypt and not decrypt.
+func (c *Client) SealEscrow(ctx context.Context, domain string, plaintexts [][]byte) ([]string, error) {
+	items := make([]map[string]any, len(plaintexts))
+	for i, p := range plaintexts {
+		items[i] = map[string]any{"plaintext": base64.StdEncoding.EncodeToString(p)}
+	}
+	results, err := c.batch(ctx, c.transit("encrypt", escrowKey(domain)), map[string]any{}, items)
+	if err != nil {
+		return nil, fmt.Errorf("escrow for %s: %w", domain, err)
+	}
+	out := make([]string, len(results))
+	for i, r := range results {
+		out[i], _ = r["ciphertext"].(string)
+	}
+	return out, nil
+}
+
+// holderClient is a client that acts with a key holder's token.
+func (c *Client) holderClient(token string) (*api.Client, error) {
+	if token == "" {
+		return nil, fmt.Errorf("%w: no key holder token", vault.ErrDenied)
+	}
+	hc, err := c.api.Clone()
+	if err != nil {
+		return nil, err
+	}
+	hc.SetToken(token)
+	return hc, nil
+}
+
+// holderError maps Vault's refusal of a key holder's token to ErrDenied.
+func holderError(err error) error {
+	var re *api.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized) {
+		return fmt.Errorf("%w: %s", vault.ErrDenied, strings.Join(re.Errors, "; "))
+	}
+	return classify(err)
+}
+
+// OpenEscrow decrypts an escrow with the key holder's token; Vault's policy
+// decides whether that holder may open this domain's escrows.
+func (c *Client) OpenEscrow(ctx context.Context, token, domain, sealed string) ([]byte, error) {
+	hc, err := c.holderClient(token)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	c.calls.Add(1)
+	s, err := hc.Logical().WriteWithContext(ctx, c.transit("decrypt", escrowKey(domain)), map[string]any{"ciphertext": sealed})
+	if err != nil {
+		return nil, fmt.Errorf("open escrow: %w", holderError(err))
+	}
+	b64, _ := s.Data["plaintext"].(string)
+	return base64.StdEncoding.DecodeString(b64)
+}
+
+// Holder names the owner of a key holder's token (its display name and
+// entity), looked up with the token itself.
+func (c *Client) Holder(ctx context.Context, token string) (string, error) {
+	hc, err := c.holderClient(token)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	s, err := hc.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("key holder: %w", holderError(err))
+	}
+	name, _ := s.Data["display_name"].(string)
+	if entity, _ := s.Data["entity_id"].(string); entity != "" {
+		name += " (entity " + entity + ")"
+	}
+	return name, nil
 }
 
 // decodeVaultValue reads "vault:vN:base64".

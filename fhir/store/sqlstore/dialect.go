@@ -81,6 +81,11 @@ var schema = []string{
 		dhigh {int},
 		nlow {float},
 		nhigh {float})`,
+	`CREATE TABLE IF NOT EXISTS pseudonym_escrow (
+		domain TEXT NOT NULL,
+		pseudonym TEXT NOT NULL,
+		escrow TEXT NOT NULL,
+		PRIMARY KEY (domain, pseudonym))`,
 }
 
 func schemaFor(types map[string]string) []string {
