@@ -22,6 +22,7 @@ import (
 	"github.com/promsgateway/gateway/vault"
 	"github.com/promsgateway/gateway/vault/devkeystore"
 	"github.com/promsgateway/gateway/vault/hcvault"
+	"github.com/promsgateway/gateway/vault/pseudonym"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -172,6 +173,9 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := rest.NewServer(cfg.api, st, keys, log, rest.NewMetrics(reg))
+	if p, ok := keys.(vault.Pseudonyms); ok {
+		api.EnableReidentify(pseudonym.New(p, st))
+	}
 	handler := api.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		rest.Check{Name: "database", Fn: st.Ping},
 		rest.Check{Name: map[string]string{"dev": "keys", "vault": "vault"}[cfg.keys], Fn: keys.Ping})

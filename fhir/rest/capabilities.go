@@ -29,6 +29,7 @@ type capabilityRest struct {
 	Resource    []capabilityResource `json:"resource"`
 	Interaction []code               `json:"interaction"`
 	Compartment []string             `json:"compartment,omitempty"`
+	Operation   []capabilityOp       `json:"operation,omitempty"`
 }
 
 type capabilityResource struct {
@@ -114,6 +115,13 @@ func (s *Server) capabilityStatement(base string) capabilityStatement {
 		}
 	}
 	rest := capabilityRest{Mode: "server", Interaction: systemCodes}
+	if has["operation"] {
+		for _, r := range s.routes {
+			if r.operation == "reidentify" {
+				rest.Operation = append(rest.Operation, capabilityOp{Name: "reidentify", Definition: ReidentifyDefinition})
+			}
+		}
+	}
 	if has["search-compartment"] {
 		rest.Compartment = []string{search.PatientCompartmentURL}
 	}

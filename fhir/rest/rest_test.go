@@ -22,6 +22,7 @@ import (
 	"github.com/promsgateway/gateway/fhir/store/storetest"
 	"github.com/promsgateway/gateway/vault"
 	"github.com/promsgateway/gateway/vault/devkeystore"
+	"github.com/promsgateway/gateway/vault/pseudonym"
 )
 
 // gateway is a real server on a loopback port over a real database.
@@ -30,6 +31,8 @@ type gateway struct {
 	url     string // FHIR base
 	store   store.Store
 	handler http.Handler
+	// pseudonyms shares the gateway's keys and store (for $reidentify).
+	pseudonyms *pseudonym.Service
 }
 
 type engine struct {
@@ -69,10 +72,12 @@ func start(t testing.TB, dsn string, cfg func(*rest.Config)) *gateway {
 		logOut = os.Stderr
 	}
 	srv := rest.NewServer(c, st, ks, slog.New(slog.NewTextHandler(logOut, nil)), rest.NewMetrics(reg))
+	svc := pseudonym.New(ks, st)
+	srv.EnableReidentify(svc)
 	h := srv.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), rest.Check{Name: "database", Fn: st.Ping})
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); st.Close() })
-	return &gateway{t: t, url: hs.URL + "/fhir", store: st, handler: h}
+	return &gateway{t: t, url: hs.URL + "/fhir", store: st, handler: h, pseudonyms: svc}
 }
 
 // reply is a response with its body read.

@@ -69,6 +69,9 @@ func (s *Server) routeTable() []route {
 		{interaction: "search-compartment", method: http.MethodGet, pattern: "{type}/{id}/{compartment}", level: instanceLevel, read: (*Server).searchCompartment},
 		{interaction: "operation", operation: "everything", method: http.MethodGet, pattern: "{type}/{id}/$everything", level: instanceLevel, read: (*Server).everything},
 	}
+	if s.reidentifier != nil {
+		routes = append(routes, route{interaction: "operation", operation: "reidentify", method: http.MethodPost, pattern: "$reidentify", level: systemLevel, read: (*Server).reidentify})
+	}
 	for i := range routes {
 		if routes[i].pattern != "" {
 			routes[i].segments = strings.Split(routes[i].pattern, "/")

@@ -61,10 +61,12 @@ type Server struct {
 	store    store.Store
 	registry *search.Registry
 	keys     search.Hasher
-	log      *slog.Logger
-	metrics  *Metrics
-	routes   []route
-	started  time.Time
+	// reidentifier, when set, serves $reidentify (EnableReidentify).
+	reidentifier Reidentifier
+	log          *slog.Logger
+	metrics      *Metrics
+	routes       []route
+	started      time.Time
 }
 
 // NewServer returns a Server over st. keys digests the identifying search
