@@ -50,13 +50,24 @@ type cachedKey struct {
 // maxCachedKeys bounds the unwrapped-key cache; past it the cache is cleared.
 const maxCachedKeys = 4096
 
+// DataKeyMaxAge is how long the Envelope encrypts with one data key. A key
+// rotation's rewrap waits this long before its final sweep, so that no
+// record sealed under a data key wrapped before the rotation is missed.
+const DataKeyMaxAge = 10 * time.Minute
+
 // NewEnvelope returns an Envelope over keys. A data key encrypts at most
-// 1,000,000 records or for 10 minutes, well inside GCM's random-nonce limits;
-// unwrapped keys stay cached for 10 minutes.
+// 1,000,000 records or for DataKeyMaxAge, well inside GCM's random-nonce
+// limits; unwrapped keys stay cached for 10 minutes.
 func NewEnvelope(keys Keys) *Envelope {
+	return NewEnvelopeMaxAge(keys, DataKeyMaxAge)
+}
+
+// NewEnvelopeMaxAge is NewEnvelope with another data-key lifetime (tests
+// of key rotation shorten it).
+func NewEnvelopeMaxAge(keys Keys, maxAge time.Duration) *Envelope {
 	return &Envelope{
 		keys:     keys,
-		maxAge:   10 * time.Minute,
+		maxAge:   maxAge,
 		maxUses:  1_000_000,
 		cacheTTL: 10 * time.Minute,
 		cache:    make(map[string]cachedKey),
@@ -173,4 +184,34 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
+}
+
+// SealedKey returns the wrapped data key a sealed record carries.
+func SealedKey(sealed []byte) ([]byte, error) {
+	if len(sealed) < 3 || sealed[0] != sealedFormat {
+		return nil, fmt.Errorf("sealed record: unknown format: %w", ErrInvalidCiphertext)
+	}
+	n := int(binary.BigEndian.Uint16(sealed[1:3]))
+	if len(sealed) < 3+n+12+16 {
+		return nil, fmt.Errorf("sealed record: too short: %w", ErrInvalidCiphertext)
+	}
+	return sealed[3 : 3+n], nil
+}
+
+// WithSealedKey returns the sealed record with its wrapped data key replaced
+// (after a rewrap: the same data key, wrapped by a newer key version). The
+// ciphertext is untouched, so the record opens exactly as before.
+func WithSealedKey(sealed, wrapped []byte) ([]byte, error) {
+	old, err := SealedKey(sealed)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) > 0xffff {
+		return nil, fmt.Errorf("wrapped key of %d bytes", len(wrapped))
+	}
+	out := make([]byte, 0, len(sealed)-len(old)+len(wrapped))
+	out = append(out, sealedFormat)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(wrapped)))
+	out = append(out, wrapped...)
+	return append(out, sealed[3+len(old):]...), nil
 }

@@ -131,3 +131,52 @@ func BenchmarkEnvelope(b *testing.B) {
 		}
 	})
 }
+
+// versionedKeys wraps keys in the clear behind a version tag, so that a
+// test can rewrap one (it stands in for transit's rewrap; never a real key
+// holder).
+type versionedKeys struct{ vault.Keys }
+
+func (versionedKeys) NewDataKey(context.Context) (vault.DataKey, error) {
+	k := bytes.Repeat([]byte{7}, 32)
+	return vault.DataKey{Plaintext: k, Wrapped: append([]byte("v1:"), k...)}, nil
+}
+
+func (versionedKeys) Unwrap(_ context.Context, w []byte) ([]byte, error) {
+	if len(w) != 35 {
+		return nil, vault.ErrInvalidCiphertext
+	}
+	return w[3:], nil
+}
+
+// A rewrapped record (new wrapped key, same data key) opens as before, and
+// its AAD binding still holds.
+func TestWithSealedKey(t *testing.T) {
+	ctx := context.Background()
+	sealed, err := vault.NewEnvelope(versionedKeys{}).Seal(ctx, []byte("body"), []byte("aad"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := vault.SealedKey(sealed)
+	if err != nil || string(old[:3]) != "v1:" {
+		t.Fatalf("sealed key %q %v", old, err)
+	}
+	rewrapped := append([]byte("v2:"), old[3:]...)
+	moved, err := vault.WithSealedKey(sealed, rewrapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := vault.SealedKey(moved); !bytes.Equal(got, rewrapped) {
+		t.Fatal("wrapped key not replaced")
+	}
+	fresh := vault.NewEnvelope(versionedKeys{}) // no cached keys
+	if got, err := fresh.Open(ctx, moved, []byte("aad")); err != nil || string(got) != "body" {
+		t.Fatalf("open after rewrap: %q %v", got, err)
+	}
+	if _, err := fresh.Open(ctx, moved, []byte("other")); err == nil {
+		t.Error("opened with the wrong AAD")
+	}
+	if _, err := vault.SealedKey([]byte{9, 0}); err == nil {
+		t.Error("a short record has a key")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
 
 	"github.com/promsgateway/gateway/fhir/rest"
 	"github.com/promsgateway/gateway/fhir/search"
@@ -23,6 +24,7 @@ import (
 	"github.com/promsgateway/gateway/vault/devkeystore"
 	"github.com/promsgateway/gateway/vault/hcvault"
 	"github.com/promsgateway/gateway/vault/pseudonym"
+	"github.com/promsgateway/gateway/vault/rotation"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stderr, nil)
 	case "reindex":
 		return reindex(ctx, getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -48,18 +52,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
-const usage = `usage: gateway [serve|reindex|version]
+const usage = `usage: gateway [serve|reindex|keys rotate|keys status|version]
 
-  serve     serve the FHIR R4 API (default)
-  reindex   rebuild the search index of every resource (after a change of
-            search parameter definitions); safe to interrupt and rerun
-  version   print the version
+  serve        serve the FHIR R4 API (default)
+  reindex      rebuild the search index of every resource (after a change of
+               search parameter definitions); safe to interrupt and rerun
+  keys rotate  rotate the Vault key that wraps data keys (with the operator's
+               VAULT_TOKEN); running gateways rewrap every stored data key in
+               the background, then retire the old key versions
+  keys status  show the progress of key rotations
+  version      print the version
 
 Environment:
   GATEWAY_ADDR        listen address (default :8080)
   GATEWAY_DB          SQLite file path or postgres:// URL (default data/gateway.db)
   GATEWAY_KEYS        dev (the development keystore, default) or vault
   GATEWAY_KEYSTORE    development keystore file (default data/dev-keystore.json)
+  GATEWAY_DATA_KEY_MAX_AGE  how long one data key encrypts (default 10m)
   VAULT_ADDR, VAULT_TOKEN, GATEWAY_VAULT_*  Vault login and keys (GATEWAY_KEYS=vault;
                       see README.md)
   GATEWAY_ENV         "production" refuses development-only parts
@@ -76,6 +85,7 @@ type settings struct {
 	keys               string // dev | vault
 	production         bool
 	vault              hcvault.Config
+	dataKeyMaxAge      time.Duration
 	api                rest.Config
 	logLevel           slog.Level
 }
@@ -88,6 +98,14 @@ func readSettings(getenv func(string) string) (settings, error) {
 		keys:       or(getenv("GATEWAY_KEYS"), "dev"),
 		production: getenv("GATEWAY_ENV") == "production",
 		api:        rest.DefaultConfig(),
+	}
+	s.dataKeyMaxAge = vault.DataKeyMaxAge
+	if v := getenv("GATEWAY_DATA_KEY_MAX_AGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, fmt.Errorf("GATEWAY_DATA_KEY_MAX_AGE=%q: want a positive Go duration such as 10m", v)
+		}
+		s.dataKeyMaxAge = d
 	}
 	if s.keys != "dev" && s.keys != "vault" {
 		return s, fmt.Errorf("GATEWAY_KEYS=%q: want dev or vault", s.keys)
@@ -180,6 +198,15 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 		rest.Check{Name: "database", Fn: st.Ping},
 		rest.Check{Name: map[string]string{"dev": "keys", "vault": "vault"}[cfg.keys], Fn: keys.Ping})
 
+	if c, ok := keys.(*hcvault.Client); ok {
+		// Background jobs: the rewrap after a key rotation.
+		stop, err := startJobs(ctx, cfg, st, c, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -259,7 +286,7 @@ func openStore(ctx context.Context, cfg settings, log *slog.Logger) (keys vault.
 			return nil, nil, nil, err
 		}
 	}
-	st, err = sqlstore.Open(ctx, cfg.db, vault.NewEnvelope(keys))
+	st, err = sqlstore.Open(ctx, cfg.db, vault.NewEnvelopeMaxAge(keys, cfg.dataKeyMaxAge))
 	if err != nil {
 		closeKeys()
 		return nil, nil, nil, err
@@ -300,5 +327,79 @@ func reindex(ctx context.Context, getenv func(string) string, stdout, logOut io.
 		return err
 	}
 	fmt.Fprintf(stdout, "reindex finished in %s; %d parameter values could not be extracted (see the log)\n", time.Since(start).Round(time.Millisecond), failures)
+	return nil
+}
+
+// startJobs runs the job queue's workers until the returned stop is called.
+func startJobs(ctx context.Context, cfg settings, st *sqlstore.Store, keys *hcvault.Client, log *slog.Logger) (stop func(), err error) {
+	workers := river.NewWorkers()
+	w := &rotation.Worker{Store: st, Keys: keys, Slice: time.Minute, Batch: 500, Log: log,
+		// Every gateway on this database must use no longer a data-key
+		// lifetime than this one (GATEWAY_DATA_KEY_MAX_AGE).
+		Grace: cfg.dataKeyMaxAge + cfg.dataKeyMaxAge/10 + time.Second}
+	river.AddWorker(workers, w)
+	q, err := st.Queue(ctx, workers, log)
+	if err != nil {
+		return nil, err
+	}
+	w.Queue = q
+	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		q.Stop(stopCtx)
+		q.Close()
+	}, nil
+}
+
+// keysCommand runs "keys rotate" and "keys status".
+func keysCommand(ctx context.Context, args []string, getenv func(string) string, stdout, logOut io.Writer) error {
+	if len(args) != 1 || (args[0] != "rotate" && args[0] != "status") {
+		return fmt.Errorf("usage: gateway keys rotate|status")
+	}
+	cfg, log, err := setup(getenv, logOut)
+	if err != nil {
+		return err
+	}
+	if cfg.keys != "vault" {
+		return errors.New("keys: key rotation needs GATEWAY_KEYS=vault (the development keystore has one fixed key)")
+	}
+	keys, st, closeAll, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if args[0] == "rotate" {
+		q, err := st.Queue(ctx, nil, log)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		r, err := rotation.Start(ctx, keys.(*hcvault.Client), st, st.Rotations, q)
+		if err != nil {
+			return fmt.Errorf("keys rotate: %w", err)
+		}
+		fmt.Fprintf(stdout, "rotated %s to version %d; a running gateway now rewraps %d stored versions (gateway keys status shows progress)\n",
+			cfg.vault.DataKey, r.Target, r.Total)
+		return nil
+	}
+	all, err := st.Rotations(ctx)
+	if err != nil {
+		return err
+	}
+	if len(all) == 0 {
+		fmt.Fprintln(stdout, "no key rotations")
+	}
+	for _, r := range all {
+		state := "finished " + r.Finished.Format(time.RFC3339) + "; older versions retired"
+		if r.Finished.IsZero() {
+			state = fmt.Sprintf("pass %d, after version seq %d", r.Pass, r.After)
+		}
+		fmt.Fprintf(stdout, "version %d (rotated %s, %d versions stored then): %d versions rewrapped so far; %s\n",
+			r.Target, r.RotatedAt.Format(time.RFC3339), r.Total, r.Rewrapped, state)
+	}
 	return nil
 }

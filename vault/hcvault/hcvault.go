@@ -11,6 +11,7 @@ package hcvault
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -353,7 +354,8 @@ func (c *Client) write(ctx context.Context, path string, data map[string]any) (*
 	}
 	c.observe(nil)
 	if s == nil {
-		return nil, fmt.Errorf("vault %s: empty answer", path)
+		// Endpoints that change settings answer 204 with no body.
+		s = &api.Secret{Data: map[string]any{}}
 	}
 	return s, nil
 }
@@ -653,4 +655,60 @@ func (c *Client) Ping(ctx context.Context) error {
 // Name describes the key holder for logs and readiness reports.
 func (c *Client) Name() string {
 	return fmt.Sprintf("vault transit %s (%s/%s)", c.api.Address(), c.cfg.TransitMount, c.cfg.DataKey)
+}
+
+// WrappedVersion returns the transit key version that wrapped a data key
+// ("vault:v3:..." is 3), or 0 when wrapped is not a transit ciphertext.
+func WrappedVersion(wrapped []byte) int {
+	rest, ok := strings.CutPrefix(string(wrapped), "vault:v")
+	if !ok {
+		return 0
+	}
+	n := 0
+	for i := 0; i < len(rest) && rest[i] != ':'; i++ {
+		if rest[i] < '0' || rest[i] > '9' {
+			return 0
+		}
+		n = n*10 + int(rest[i]-'0')
+	}
+	return n
+}
+
+// KeyVersions reads the data key's latest and minimum decryption versions.
+func (c *Client) KeyVersions(ctx context.Context) (latest, minDecryption int, err error) {
+	if !c.loggedIn.Load() {
+		return 0, 0, fmt.Errorf("%w: not logged in to vault", vault.ErrUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	c.calls.Add(1)
+	s, err := c.api.Logical().ReadWithContext(ctx, c.cfg.TransitMount+"/keys/"+c.cfg.DataKey)
+	if err != nil {
+		return 0, 0, c.observe(classify(err))
+	}
+	if s == nil {
+		return 0, 0, fmt.Errorf("transit key %s not found", c.cfg.DataKey)
+	}
+	l, err1 := s.Data["latest_version"].(json.Number).Int64()
+	m, err2 := s.Data["min_decryption_version"].(json.Number).Int64()
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("transit key %s: unreadable versions", c.cfg.DataKey)
+	}
+	return int(l), int(m), nil
+}
+
+// SetMinDecryptionVersion raises the data key's minimum decryption version,
+// after every stored data key was rewrapped to at least v; the versions
+// below can then decrypt nothing. The gateway's policy allows this one
+// setting of the key.
+func (c *Client) SetMinDecryptionVersion(ctx context.Context, v int) error {
+	_, err := c.write(ctx, c.cfg.TransitMount+"/keys/"+c.cfg.DataKey+"/config", map[string]any{"min_decryption_version": v})
+	return err
+}
+
+// Rotate makes a new version of the data key; new data keys are wrapped
+// with it. It needs the operator's policy.
+func (c *Client) Rotate(ctx context.Context) error {
+	_, err := c.write(ctx, c.cfg.TransitMount+"/keys/"+c.cfg.DataKey+"/rotate", map[string]any{})
+	return err
 }

@@ -81,6 +81,15 @@ var schema = []string{
 		dhigh {int},
 		nlow {float},
 		nhigh {float})`,
+	`CREATE TABLE IF NOT EXISTS key_rotation (
+		target INTEGER PRIMARY KEY,
+		rotated_at {int} NOT NULL,
+		seq_at_rotation {int} NOT NULL,
+		pass INTEGER NOT NULL,
+		after_seq {int} NOT NULL,
+		rewrapped {int} NOT NULL,
+		total {int} NOT NULL,
+		finished_at {int})`,
 	`CREATE TABLE IF NOT EXISTS pseudonym_escrow (
 		domain TEXT NOT NULL,
 		pseudonym TEXT NOT NULL,

@@ -45,6 +45,7 @@ type Store struct {
 	searchDB *sql.DB
 	d        dialect
 	seal     Sealer
+	dsn      string
 
 	clockMu sync.Mutex
 	last    time.Time
@@ -84,7 +85,7 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 	if searchDB == nil {
 		searchDB = db
 	}
-	s := &Store{db: db, searchDB: searchDB, d: d, seal: seal}
+	s := &Store{db: db, searchDB: searchDB, d: d, seal: seal, dsn: dsn}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: migrate: %w", err)
