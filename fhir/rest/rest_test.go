@@ -53,12 +53,21 @@ func forEachEngine(t *testing.T, cfg func(*rest.Config), fn func(t *testing.T, g
 }
 
 func start(t testing.TB, dsn string, cfg func(*rest.Config)) *gateway {
+	return startSealed(t, dsn, cfg, nil)
+}
+
+// startSealed is start with another body sealer than the envelope (nil:
+// the envelope over the development keystore).
+func startSealed(t testing.TB, dsn string, cfg func(*rest.Config), seal sqlstore.Sealer) *gateway {
 	t.Helper()
 	ks, err := devkeystore.Open(filepath.Join(t.TempDir(), "keys.json"), false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlstore.Open(context.Background(), dsn, vault.NewEnvelope(ks))
+	if seal == nil {
+		seal = vault.NewEnvelope(ks)
+	}
+	st, err := sqlstore.Open(context.Background(), dsn, seal)
 	if err != nil {
 		t.Fatal(err)
 	}
