@@ -217,14 +217,14 @@ func BlindRows(ctx context.Context, h Hasher, typ string, rows []Row) ([]Row, er
 				todo = append(todo, pending{at: len(out), kind: digestWhole, val: row.Val, code: row.Param})
 				out = append(out, Row{Param: row.Param})
 			}
-			todo = append(todo, pending{at: len(out), raw: true, kind: digestExact, val: row.Raw, code: row.Param})
-			out = append(out, Row{Param: row.Param})
+			// The exact value's digest rides on the last row (Raw), one
+			// row fewer per value: :exact compares Raw, the rest Val.
+			todo = append(todo, pending{at: len(out) - 1, raw: true, kind: digestExact, val: row.Raw, code: row.Param})
 		case blindWhole:
 			if row.Val == "" {
 				continue
 			}
 			todo = append(todo, pending{at: len(out), kind: digestWhole, val: row.Val, code: row.Param})
-			out = append(out, Row{Param: row.Param})
 			todo = append(todo, pending{at: len(out), raw: true, kind: digestExact, val: row.Raw, code: row.Param})
 			out = append(out, Row{Param: row.Param})
 		case blindToken:
