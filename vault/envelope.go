@@ -45,7 +45,13 @@ type activeKey struct {
 type cachedKey struct {
 	aead    cipher.AEAD
 	expires time.Time
+	uses    int
 }
+
+// maxCachedUses is how many records an unwrapped key opens before it is
+// unwrapped again: with its lifetime, it bounds how long and how much a
+// plaintext data key serves from memory.
+const maxCachedUses = 100_000
 
 // maxCachedKeys bounds the unwrapped-key cache; past it the cache is cleared.
 const maxCachedKeys = 4096
@@ -149,10 +155,13 @@ func (e *Envelope) activeKey(ctx context.Context) (*activeKey, error) {
 func (e *Envelope) aeadFor(ctx context.Context, wrapped []byte) (cipher.AEAD, error) {
 	e.mu.Lock()
 	c, ok := e.cache[string(wrapped)]
-	e.mu.Unlock()
-	if ok && time.Now().Before(c.expires) {
+	if ok && time.Now().Before(c.expires) && c.uses < maxCachedUses {
+		c.uses++
+		e.cache[string(wrapped)] = c
+		e.mu.Unlock()
 		return c.aead, nil
 	}
+	e.mu.Unlock()
 	pt, err := e.keys.Unwrap(ctx, wrapped)
 	if err != nil {
 		return nil, fmt.Errorf("open: unwrap data key: %w", err)
@@ -172,7 +181,7 @@ func (e *Envelope) remember(wrapped string, aead cipher.AEAD) {
 	if len(e.cache) >= maxCachedKeys {
 		clear(e.cache)
 	}
-	e.cache[wrapped] = cachedKey{aead: aead, expires: time.Now().Add(e.cacheTTL)}
+	e.cache[wrapped] = cachedKey{aead: aead, expires: time.Now().Add(e.cacheTTL), uses: 1}
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

@@ -180,3 +180,23 @@ func TestWithSealedKey(t *testing.T) {
 		t.Error("a short record has a key")
 	}
 }
+
+// An unwrapped data key serves a bounded number of records from the cache
+// before it is unwrapped again.
+func TestUnwrappedKeyUseCount(t *testing.T) {
+	ctx := context.Background()
+	keys := &countingKeys{Keys: keystore(t)}
+	sealed, err := vault.NewEnvelope(keys).Seal(ctx, []byte("x"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := vault.NewEnvelope(keys)
+	for i := 0; i < 100_001; i++ {
+		if _, err := reader.Open(ctx, sealed, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := keys.unwrapped.Load(); n != 2 {
+		t.Errorf("%d unwraps for 100,001 opens; want 2 (one per 100,000 uses)", n)
+	}
+}

@@ -56,6 +56,16 @@ type Pseudonyms interface {
 	Holder(ctx context.Context, holderCredential string) (string, error)
 }
 
+// Signer signs and verifies with the key holder's signing key (registry
+// submissions and receipts). Signatures name the key version that made
+// them, so they verify after the key is rotated.
+type Signer interface {
+	// Sign returns a signature of each input (SHA-256 prehash).
+	Sign(ctx context.Context, inputs [][]byte) ([]string, error)
+	// Verify reports, for each input, whether its signature is valid.
+	Verify(ctx context.Context, inputs [][]byte, signatures []string) ([]bool, error)
+}
+
 // ErrDenied is returned (wrapped) when the key holder refuses a credential.
 var ErrDenied = errors.New("permission denied by the key holder")
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -48,6 +49,7 @@ type Keystore struct {
 var (
 	_ vault.Keys       = (*Keystore)(nil)
 	_ vault.Pseudonyms = (*Keystore)(nil)
+	_ vault.Signer     = (*Keystore)(nil)
 )
 
 type keyFile struct {
@@ -234,6 +236,48 @@ func (k *Keystore) Holder(ctx context.Context, holder string) (string, error) {
 		return "", fmt.Errorf("%w: unknown key holder", vault.ErrDenied)
 	}
 	return "development key holder", nil
+}
+
+// signingKey derives the keystore's Ed25519 signing key.
+func (k *Keystore) signingKey() (ed25519.PrivateKey, error) {
+	seed, err := hkdf.Key(sha256.New, k.root, nil, "promsgateway development keystore: signing", ed25519.SeedSize)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// Sign signs each input's SHA-256 with a derived Ed25519 key.
+func (k *Keystore) Sign(ctx context.Context, inputs [][]byte) ([]string, error) {
+	key, err := k.signingKey()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(inputs))
+	for i, in := range inputs {
+		sum := sha256.Sum256(in)
+		out[i] = wrapPrefix + base64.StdEncoding.EncodeToString(ed25519.Sign(key, sum[:]))
+	}
+	return out, nil
+}
+
+// Verify checks signatures made by Sign.
+func (k *Keystore) Verify(ctx context.Context, inputs [][]byte, signatures []string) ([]bool, error) {
+	if len(inputs) != len(signatures) {
+		return nil, fmt.Errorf("verify: %d inputs, %d signatures", len(inputs), len(signatures))
+	}
+	key, err := k.signingKey()
+	if err != nil {
+		return nil, err
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	out := make([]bool, len(inputs))
+	for i, in := range inputs {
+		sig, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(signatures[i], wrapPrefix))
+		sum := sha256.Sum256(in)
+		out[i] = err == nil && strings.HasPrefix(signatures[i], wrapPrefix) && ed25519.Verify(pub, sum[:], sig)
+	}
+	return out, nil
 }
 
 func hmacAll(key []byte, inputs [][]byte) [][]byte {

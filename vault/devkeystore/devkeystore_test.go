@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -63,5 +64,34 @@ func TestCorruptKeyFile(t *testing.T) {
 	os.WriteFile(path, []byte(`{"kek":"c2hvcnQ="}`), 0o600)
 	if _, err := Open(path, false, nil); err == nil {
 		t.Fatal("a short key was accepted")
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	ks, err := Open(filepath.Join(t.TempDir(), "k.json"), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	in := [][]byte{[]byte("a"), []byte("b")}
+	sigs, err := ks.Sign(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		inputs [][]byte
+		sigs   []string
+		want   []bool
+	}{
+		{"own signatures", in, sigs, []bool{true, true}},
+		{"swapped", in, []string{sigs[1], sigs[0]}, []bool{false, false}},
+		{"garbage", in[:1], []string{"devks:v1:!!"}, []bool{false}},
+	}
+	for _, tc := range tests {
+		got, err := ks.Verify(ctx, tc.inputs, tc.sigs)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: %v %v; want %v", tc.name, got, err, tc.want)
+		}
 	}
 }

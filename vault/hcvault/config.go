@@ -37,6 +37,8 @@ type Config struct {
 	// PseudonymKey is the transit key of pseudonyms (type hmac), used at
 	// version 1 always: rotating it would change every pseudonym.
 	PseudonymKey string
+	// SigningKey is the transit key that signs submissions (ecdsa-p256).
+	SigningKey string
 	// KVMount is the KV v2 mount holding registry credentials.
 	KVMount string
 	// Timeout bounds each call to Vault, retries included.
@@ -52,6 +54,7 @@ const (
 	DefaultDataKey      = "gateway-data"
 	DefaultBlindKey     = "gateway-blind"
 	DefaultPseudonymKey = "gateway-pseudonym"
+	DefaultSigningKey   = "gateway-signing"
 	DefaultKVMount      = "secret"
 )
 
@@ -71,6 +74,7 @@ const (
 //	GATEWAY_VAULT_BLIND_KEY                  default gateway-blind
 //	GATEWAY_VAULT_BLIND_KEY_VERSION          default 1
 //	GATEWAY_VAULT_PSEUDONYM_KEY              default gateway-pseudonym
+//	GATEWAY_VAULT_SIGNING_KEY                default gateway-signing
 //	GATEWAY_VAULT_KV_MOUNT                   default secret
 //	GATEWAY_VAULT_TIMEOUT                    per call, Go duration (default 5s)
 //	GATEWAY_VAULT_MAX_RETRIES                default 2
@@ -89,6 +93,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		DataKey:      or(getenv("GATEWAY_VAULT_DATA_KEY"), DefaultDataKey),
 		BlindKey:     or(getenv("GATEWAY_VAULT_BLIND_KEY"), DefaultBlindKey),
 		PseudonymKey: or(getenv("GATEWAY_VAULT_PSEUDONYM_KEY"), DefaultPseudonymKey),
+		SigningKey:   or(getenv("GATEWAY_VAULT_SIGNING_KEY"), DefaultSigningKey),
 		KVMount:      or(getenv("GATEWAY_VAULT_KV_MOUNT"), DefaultKVMount),
 	}
 	var err error

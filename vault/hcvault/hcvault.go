@@ -51,6 +51,7 @@ type Client struct {
 var (
 	_ vault.Keys       = (*Client)(nil)
 	_ vault.Pseudonyms = (*Client)(nil)
+	_ vault.Signer     = (*Client)(nil)
 )
 
 // maxCachedDigests bounds the blind-index digest cache; past it the cache
@@ -711,4 +712,42 @@ func (c *Client) SetMinDecryptionVersion(ctx context.Context, v int) error {
 func (c *Client) Rotate(ctx context.Context) error {
 	_, err := c.write(ctx, c.cfg.TransitMount+"/keys/"+c.cfg.DataKey+"/rotate", map[string]any{})
 	return err
+}
+
+// Sign signs each input with the signing key (SHA-256), in batch calls.
+// Signatures are "vault:vN:base64", N the key version.
+func (c *Client) Sign(ctx context.Context, inputs [][]byte) ([]string, error) {
+	items := make([]map[string]any, len(inputs))
+	for i, in := range inputs {
+		items[i] = map[string]any{"input": base64.StdEncoding.EncodeToString(in)}
+	}
+	results, err := c.batch(ctx, c.transit("sign", or(c.cfg.SigningKey, DefaultSigningKey))+"/sha2-256", map[string]any{}, items)
+	if err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	out := make([]string, len(results))
+	for i, r := range results {
+		out[i], _ = r["signature"].(string)
+	}
+	return out, nil
+}
+
+// Verify checks each input's signature, in batch calls.
+func (c *Client) Verify(ctx context.Context, inputs [][]byte, signatures []string) ([]bool, error) {
+	if len(inputs) != len(signatures) {
+		return nil, fmt.Errorf("verify: %d inputs, %d signatures", len(inputs), len(signatures))
+	}
+	items := make([]map[string]any, len(inputs))
+	for i, in := range inputs {
+		items[i] = map[string]any{"input": base64.StdEncoding.EncodeToString(in), "signature": signatures[i]}
+	}
+	results, err := c.batch(ctx, c.transit("verify", or(c.cfg.SigningKey, DefaultSigningKey))+"/sha2-256", map[string]any{}, items)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	out := make([]bool, len(results))
+	for i, r := range results {
+		out[i], _ = r["valid"].(bool)
+	}
+	return out, nil
 }

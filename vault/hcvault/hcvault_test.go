@@ -207,3 +207,34 @@ func TestSecretsFromKV(t *testing.T) {
 		t.Error("a missing secret read without error")
 	}
 }
+
+func TestSignVerify(t *testing.T) {
+	s := vaulttest.Start(t)
+	c := connect(t, approleConfig(s))
+	ctx := context.Background()
+	inputs := [][]byte{[]byte("NJR submission 1"), []byte("HES submission 2")}
+	sigs, err := c.Sign(ctx, inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := c.Verify(ctx, inputs, sigs)
+	if err != nil || !ok[0] || !ok[1] {
+		t.Fatalf("verify: %v %v", ok, err)
+	}
+	// A changed document or a swapped signature does not verify.
+	ok, err = c.Verify(ctx, [][]byte{[]byte("NJR submission 1!"), inputs[1]}, []string{sigs[0], sigs[0]})
+	if err != nil || ok[0] || ok[1] {
+		t.Errorf("tampered: %v %v", ok, err)
+	}
+	// After the operator rotates the signing key, old signatures still verify.
+	if out, err := s.Run(s.Token("operator"), "write", "-f", "transit/keys/gateway-signing/rotate"); err != nil {
+		t.Fatal(out)
+	}
+	ok, err = c.Verify(ctx, inputs, sigs)
+	if err != nil || !ok[0] {
+		t.Errorf("after rotation: %v %v", ok, err)
+	}
+	if fresh, _ := c.Sign(ctx, inputs[:1]); len(fresh) != 1 || !strings.HasPrefix(fresh[0], "vault:v2:") {
+		t.Errorf("new signature %v not made by version 2", fresh)
+	}
+}
