@@ -199,6 +199,10 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 		rest.Check{Name: map[string]string{"dev": "keys", "vault": "vault"}[cfg.keys], Fn: keys.Ping})
 
 	if c, ok := keys.(*hcvault.Client); ok {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gateway_vault_requests_total",
+			Help: "Requests to Vault for keys, digests, escrows and secrets (logins, renewals and health checks excluded).",
+		}, func() float64 { return float64(c.Calls()) }))
 		// Background jobs: the rewrap after a key rotation.
 		stop, err := startJobs(ctx, cfg, st, c, log)
 		if err != nil {

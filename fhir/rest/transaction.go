@@ -234,6 +234,7 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 	if err != nil {
 		return nil, err
 	}
+	var bodies []*Request
 	for _, p := range plans {
 		if p.req.Body == nil || p.req.Method == http.MethodPatch {
 			continue
@@ -246,9 +247,14 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			return nil, entryError(p.index, err)
 		}
 		p.req.Body = body
-		if err := s.prepareBody(ctx, &p.req); err != nil {
+		if err := s.checkBody(&p.req); err != nil {
 			return nil, entryError(p.index, err)
 		}
+		bodies = append(bodies, &p.req)
+	}
+	// One call to the key service for every entry's blind indexes.
+	if err := s.blind(ctx, bodies...); err != nil {
+		return nil, err
 	}
 	return plans, nil
 }

@@ -56,30 +56,57 @@ func (s *Server) requestBody(ctx context.Context, r *Request) ([]byte, string, e
 
 // prepareBody checks r.Body and extracts its search index rows.
 func (s *Server) prepareBody(ctx context.Context, r *Request) error {
+	if err := s.checkBody(r); err != nil {
+		return err
+	}
+	return s.blind(ctx, r)
+}
+
+// checkBody checks r.Body and extracts its search index rows, still in
+// plaintext: blind (or blindEntries) must follow before anything is written.
+func (s *Server) checkBody(r *Request) error {
 	checked, id, err := s.checkResource(r.Body, r.Type)
 	if err != nil {
 		return err
 	}
-	index, err := s.indexRows(ctx, r.Type, checked)
-	if err != nil {
-		return err
-	}
-	r.checked, r.checkedID, r.index = checked, id, index
+	r.checked, r.checkedID, r.index = checked, id, s.extractRows(r.Type, checked)
 	return nil
 }
 
-// indexRows extracts search index rows, with blind indexes for the
-// identifying parameters (search.BlindRows). A parameter whose expression
+// blind turns the identifying values of r's index rows into blind indexes.
+func (s *Server) blind(ctx context.Context, reqs ...*Request) error {
+	items := make([]search.Indexed, len(reqs))
+	for i, r := range reqs {
+		items[i] = search.Indexed{Type: r.Type, Rows: r.index}
+	}
+	if err := search.BlindAll(ctx, s.keys, items); err != nil {
+		for _, r := range reqs {
+			r.index = nil // never a plaintext row in a write
+		}
+		return storeError(err)
+	}
+	for i, r := range reqs {
+		r.index = items[i].Rows
+	}
+	return nil
+}
+
+// extractRows extracts search index rows. A parameter whose expression
 // fails on a valid resource is a fault of the server, not the client: it is
-// logged and that parameter is not indexed for this resource. Without the
-// key service nothing is indexed, and so nothing is written: the error
-// becomes a 503.
-func (s *Server) indexRows(ctx context.Context, typ string, body []byte) ([]search.Row, error) {
+// logged and that parameter is not indexed for this resource.
+func (s *Server) extractRows(typ string, body []byte) []search.Row {
 	rows, errs := s.registry.Extract(typ, body)
 	for _, err := range errs {
 		s.log.Error("search index extraction failed", "type", typ, "error", err)
 	}
-	blind, err := search.BlindRows(ctx, s.keys, typ, rows)
+	return rows
+}
+
+// indexRows extracts search index rows with blind indexes for the
+// identifying parameters (search.BlindRows). Without the key service
+// nothing is indexed, and so nothing is written: the error becomes a 503.
+func (s *Server) indexRows(ctx context.Context, typ string, body []byte) ([]search.Row, error) {
+	blind, err := search.BlindRows(ctx, s.keys, typ, s.extractRows(typ, body))
 	if err != nil {
 		return nil, storeError(err)
 	}

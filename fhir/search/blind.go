@@ -189,70 +189,91 @@ func datePrecisions(s string) []string {
 // with blind-index rows, digesting every value in one call to h. Rows of
 // other parameters are returned unchanged.
 func BlindRows(ctx context.Context, h Hasher, typ string, rows []Row) ([]Row, error) {
-	if !protectedTypes[typ] {
-		return rows, nil
+	items := []Indexed{{Type: typ, Rows: rows}}
+	if err := BlindAll(ctx, h, items); err != nil {
+		return nil, err
 	}
-	out := make([]Row, 0, len(rows)*2)
-	var b batch
-	// Digests are written into out after it stops growing, so record
-	// positions first and point at them afterwards.
+	return items[0].Rows, nil
+}
+
+// Indexed is one resource's index rows.
+type Indexed struct {
+	Type string
+	Rows []Row
+}
+
+// BlindAll is BlindRows for many resources at once (a transaction, an
+// import batch): one call to h digests the values of all of them.
+func BlindAll(ctx context.Context, h Hasher, items []Indexed) error {
 	type pending struct {
-		at        int
+		item, at  int
 		raw       bool
 		kind, val string
 		code      string
 	}
 	var todo []pending
-	for _, row := range rows {
-		switch blindKindOf(typ, row.Param) {
-		case blindName:
-			if row.Val == "" {
-				continue
-			}
-			for _, p := range namePrefixes(row.Val) {
-				todo = append(todo, pending{at: len(out), kind: digestPrefix, val: p, code: row.Param})
-				out = append(out, Row{Param: row.Param})
-			}
-			if utf8.RuneCountInString(row.Val) > NamePrefixLength {
-				todo = append(todo, pending{at: len(out), kind: digestWhole, val: row.Val, code: row.Param})
-				out = append(out, Row{Param: row.Param})
-			}
-			// The exact value's digest rides on the last row (Raw), one
-			// row fewer per value: :exact compares Raw, the rest Val.
-			todo = append(todo, pending{at: len(out) - 1, raw: true, kind: digestExact, val: row.Raw, code: row.Param})
-		case blindWhole:
-			if row.Val == "" {
-				continue
-			}
-			todo = append(todo, pending{at: len(out), kind: digestWhole, val: row.Val, code: row.Param})
-			todo = append(todo, pending{at: len(out), raw: true, kind: digestExact, val: row.Raw, code: row.Param})
-			out = append(out, Row{Param: row.Param})
-		case blindToken:
-			if row.Val != "" {
-				todo = append(todo, pending{at: len(out), kind: digestToken, val: row.Val, code: row.Param})
-			}
-			row.Val = ""
-			out = append(out, row)
-		case blindDate:
-			for _, p := range datePrecisions(row.source) {
-				todo = append(todo, pending{at: len(out), kind: digestDate, val: p, code: row.Param})
-				out = append(out, Row{Param: row.Param})
-			}
-		default:
-			out = append(out, row)
+	for n := range items {
+		typ, rows := items[n].Type, items[n].Rows
+		if !protectedTypes[typ] {
+			continue
 		}
+		out := make([]Row, 0, len(rows)*2)
+		for _, row := range rows {
+			add := func(raw bool, kind, val string) {
+				at := len(out) - 1
+				todo = append(todo, pending{item: n, at: at, raw: raw, kind: kind, val: val, code: row.Param})
+			}
+			switch blindKindOf(typ, row.Param) {
+			case blindName:
+				if row.Val == "" {
+					continue
+				}
+				for _, p := range namePrefixes(row.Val) {
+					out = append(out, Row{Param: row.Param})
+					add(false, digestPrefix, p)
+				}
+				if utf8.RuneCountInString(row.Val) > NamePrefixLength {
+					out = append(out, Row{Param: row.Param})
+					add(false, digestWhole, row.Val)
+				}
+				// The exact value's digest rides on the last row (Raw),
+				// one row fewer per value: :exact compares Raw, the rest Val.
+				add(true, digestExact, row.Raw)
+			case blindWhole:
+				if row.Val == "" {
+					continue
+				}
+				out = append(out, Row{Param: row.Param})
+				add(false, digestWhole, row.Val)
+				add(true, digestExact, row.Raw)
+			case blindToken:
+				val := row.Val
+				row.Val = ""
+				out = append(out, row)
+				if val != "" {
+					add(false, digestToken, val)
+				}
+			case blindDate:
+				for _, p := range datePrecisions(row.source) {
+					out = append(out, Row{Param: row.Param})
+					add(false, digestDate, p)
+				}
+			default:
+				out = append(out, row)
+			}
+		}
+		items[n].Rows = out
 	}
+	// Digests are written into the rows once no slice grows any more.
+	var b batch
 	for _, p := range todo {
-		dest := &out[p.at].Val
+		dest := &items[p.item].Rows[p.at].Val
 		if p.raw {
-			dest = &out[p.at].Raw
+			dest = &items[p.item].Rows[p.at].Raw
 		}
-		b.add(dest, typ, p.code, p.kind, p.val)
+		b.add(dest, items[p.item].Type, p.code, p.kind, p.val)
 	}
-	if err := b.run(ctx, h); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return b.run(ctx, h)
 }
 
 // markBlind checks a clause on a protected parameter for what blind indexes

@@ -70,7 +70,7 @@ func TestHMACBatchesAndCaches(t *testing.T) {
 	s := vaulttest.Start(t)
 	c := connect(t, approleConfig(s))
 	ctx := context.Background()
-	inputs := make([][]byte, 2500)
+	inputs := make([][]byte, 25000)
 	for i := range inputs {
 		inputs[i] = []byte(strings.Repeat("x", i%50) + string(rune('a'+i%26)) + string(rune(i)))
 	}
@@ -80,7 +80,7 @@ func TestHMACBatchesAndCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	if calls := c.Calls() - before; calls != 3 {
-		t.Errorf("%d calls for 2,500 inputs; want 3 batches of at most 1,000", calls)
+		t.Errorf("%d calls for 25,000 inputs; want 3 batches of at most 10,000", calls)
 	}
 	before = c.Calls()
 	d2, err := c.HMAC(ctx, inputs)
