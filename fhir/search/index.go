@@ -54,18 +54,12 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 	}
 	env := &fhirpath.Environment{Resource: res, Resolve: referenceStub, Lenient: true}
 	top, _ := res.JSON.(map[string]any)
-	for _, p := range r.ForType(typ) {
-		if !p.Indexed() || p.Code == "_id" || p.Code == "_lastUpdated" {
-			continue // _id and _lastUpdated are columns of the store
-		}
-		if skipAbsent && !r.mayApply(p, typ, top) {
+	for _, pl := range r.extractionPlan(typ) {
+		p := pl.param
+		if skipAbsent && !present(pl.roots, top) {
 			continue // none of the elements the expression starts from is present
 		}
-		expr, err := r.expression(p, typ)
-		if err != nil || expr == nil {
-			continue
-		}
-		vals, err := expr.Evaluate(env, fhirpath.Collection{res})
+		vals, err := pl.expr.Evaluate(env, fhirpath.Collection{res})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.Code, err))
 			continue
@@ -85,24 +79,45 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 // nothing.
 var skipAbsent = true
 
-var (
-	exprCache  sync.Map // type + " " + url -> *fhirpath.Expression
-	rootsCache sync.Map // type + " " + url -> []string, or nil when unknown
-)
+var exprCache sync.Map // type + " " + url -> *fhirpath.Expression
 
-// mayApply reports whether p's expression can find anything in a resource
-// with the top-level members top: each branch of the expression starts at
-// an element of the type, and when none of those elements is present the
-// expression is empty. Branches whose start cannot be read are assumed to
-// apply. This skips most parameters of a type for a typical resource.
-func (r *Registry) mayApply(p *Param, typ string, top map[string]any) bool {
-	key := typ + " " + p.URL
-	v, ok := rootsCache.Load(key)
-	if !ok {
-		v = expressionRoots(branches(p.Expression, typ), typ)
-		rootsCache.Store(key, v)
+// planned is one parameter of a type as Extract evaluates it: its
+// expression narrowed to the type, and the elements it starts from.
+type planned struct {
+	param *Param
+	expr  *fhirpath.Expression
+	roots []string
+}
+
+// extractionPlan returns, once per type, the parameters Extract evaluates.
+func (r *Registry) extractionPlan(typ string) []planned {
+	if v, ok := plans.Load(typ); ok {
+		return v.([]planned)
 	}
-	roots := v.([]string)
+	var out []planned
+	for _, p := range r.ForType(typ) {
+		if !p.Indexed() || p.Code == "_id" || p.Code == "_lastUpdated" {
+			continue // _id and _lastUpdated are columns of the store
+		}
+		expr, err := r.expression(p, typ)
+		if err != nil || expr == nil {
+			continue
+		}
+		out = append(out, planned{param: p, expr: expr, roots: expressionRoots(branches(p.Expression, typ), typ)})
+	}
+	plans.Store(typ, out)
+	return out
+}
+
+var plans sync.Map // type -> []planned
+
+// present reports whether an expression starting at roots can find
+// anything in a resource with the top-level members top: each branch of the
+// expression starts at an element of the type, and when none of those
+// elements is present the expression is empty. Branches whose start cannot
+// be read (roots nil) are assumed to apply. This skips most parameters of a
+// type for a typical resource.
+func present(roots []string, top map[string]any) bool {
 	if roots == nil {
 		return true
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,10 +28,23 @@ type dialect struct {
 	combinedCreate func(n int) string
 }
 
+// postgresCreates memoises postgresCreate: the statement text for n index
+// rows is built once (writes are hot, and the text is long).
+var postgresCreates sync.Map // int -> string
+
 // postgresCreate is PostgreSQL's combinedCreate: data-modifying CTEs make
 // the three inserts one round trip. Placeholders are numbered explicitly;
 // each index row takes indexColumns of them after the first five.
 func postgresCreate(n int) string {
+	if q, ok := postgresCreates.Load(n); ok {
+		return q.(string)
+	}
+	q := buildPostgresCreate(n)
+	postgresCreates.Store(n, q)
+	return q
+}
+
+func buildPostgresCreate(n int) string {
 	var b strings.Builder
 	b.WriteString(`WITH c AS (INSERT INTO resource_current (type, id, version, deleted) VALUES ($1, $2, 1, 0))`)
 	if n > 0 {
@@ -146,7 +160,7 @@ var commonIndexes = []string{
 // rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL. Queries in
 // this package never contain a literal question mark.
 func (d dialect) rebind(q string) string {
-	if !d.numbered {
+	if !d.numbered || strings.IndexByte(q, '?') < 0 {
 		return q
 	}
 	var b strings.Builder
