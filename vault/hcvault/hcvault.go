@@ -229,21 +229,26 @@ func (c *Client) keepLoggedIn(secret *api.Secret) {
 			}
 			secret = nil
 		}
-		// The token ended or could not be renewed: is it still good?
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-		s, err := c.lookupSelf(ctx)
-		cancel()
-		if err == nil && s.Auth.LeaseDuration > 0 && c.cfg.Auth == "token" {
-			secret, backoff = s, 200*time.Millisecond
-			continue
-		}
-		if err != nil && c.cfg.Auth == "token" && !errors.Is(classify(err), vault.ErrUnavailable) {
-			c.loggedIn.Store(false)
-			c.log.Error("vault token is no longer valid and token login cannot renew itself; set a new VAULT_TOKEN or use AppRole", "error", err)
-			<-c.stop
-			return
-		}
-		if c.cfg.Auth != "token" {
+		var (
+			s   *api.Secret
+			err error
+		)
+		if c.cfg.Auth == "token" {
+			// A given token cannot be replaced: is it still good (Vault
+			// was away), or has it ended?
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+			s, err = c.lookupSelf(ctx)
+			cancel()
+			if err != nil && !errors.Is(classify(err), vault.ErrUnavailable) {
+				c.loggedIn.Store(false)
+				c.log.Error("vault token is no longer valid and token login cannot renew itself; set a new VAULT_TOKEN or use AppRole", "error", err)
+				<-c.stop
+				return
+			}
+			if err == nil {
+				c.loggedIn.Store(true)
+			}
+		} else {
 			c.loginMu.Lock()
 			s, err = c.login(context.Background())
 			c.loginMu.Unlock()

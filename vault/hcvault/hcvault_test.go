@@ -238,3 +238,38 @@ func TestSignVerify(t *testing.T) {
 		t.Errorf("new signature %v not made by version 2", fresh)
 	}
 }
+
+// A gateway started while Vault is down comes up unready and logs in by
+// itself when Vault arrives, with a token or with AppRole.
+func TestStartWithVaultDown(t *testing.T) {
+	s := vaulttest.Start(t)
+	ctx := context.Background()
+	for _, auth := range []string{"token", "approle"} {
+		t.Run(auth, func(t *testing.T) {
+			cfg := approleConfig(s)
+			if auth == "token" {
+				cfg.Auth, cfg.Token = "token", s.Token("gateway")
+			}
+			s.Stop()
+			c := connect(t, cfg)
+			if _, err := c.NewDataKey(ctx); !errors.Is(err, vault.ErrUnavailable) {
+				t.Fatalf("with vault down: %v", err)
+			}
+			if err := c.Available(); err == nil {
+				t.Error("available with vault down")
+			}
+			s.Restart()
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				_, err := c.NewDataKey(ctx)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no login after vault came back: %v", err)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
+}
