@@ -51,3 +51,15 @@ func (s *Server) matchQuery(ctx context.Context, db store.Reader, typ string, q 
 		sq.Cursor = res.Next
 	}
 }
+
+// lockCriteria serialises transactions that decide a conditional create or
+// update on the same criteria, so two of them cannot both find no match
+// and both create (store.Tx.LockCriteria). Outside a transaction (db is
+// not a Tx) there is nothing to hold.
+func lockCriteria(ctx context.Context, db store.Reader, typ string, q url.Values) error {
+	tx, ok := db.(store.Tx)
+	if !ok {
+		return nil
+	}
+	return tx.LockCriteria(ctx, typ+"?"+q.Encode())
+}

@@ -50,6 +50,9 @@ func (s *Server) findExisting(ctx context.Context, db store.Reader, typ, header 
 	if err != nil {
 		return nil, err
 	}
+	if err := lockCriteria(ctx, db, typ, q); err != nil {
+		return nil, err
+	}
 	ids, err := s.matchQuery(ctx, db, typ, q, 2)
 	if err != nil {
 		return nil, err

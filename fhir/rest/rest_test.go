@@ -418,3 +418,56 @@ func TestFormatsAndViews(t *testing.T) {
 		}
 	})
 }
+
+// Concurrent conditional writes on one new identifier make one resource:
+// without the criteria lock each would find no match and create its own.
+func TestConditionalWritesRace(t *testing.T) {
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		for _, c := range []struct {
+			name, method, path, header string
+		}{
+			{"update", "PUT", "/Patient?identifier=urn:race|u", ""},
+			{"create", "POST", "/Patient", "identifier=urn:race|c"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				value := c.path[len(c.path)-1:]
+				if c.header != "" {
+					value = c.header[len(c.header)-1:]
+				}
+				body := `{"resourceType":"Patient","identifier":[{"system":"urn:race","value":"` + value + `"}]}`
+				const n = 8
+				statuses := make(chan int, n)
+				for i := 0; i < n; i++ {
+					go func() {
+						req, _ := http.NewRequest(c.method, g.url+c.path, strings.NewReader(body))
+						req.Header.Set("Content-Type", "application/fhir+json")
+						if c.header != "" {
+							req.Header.Set("If-None-Exist", c.header)
+						}
+						resp, err := http.DefaultClient.Do(req)
+						if err != nil {
+							statuses <- 0
+							return
+						}
+						resp.Body.Close()
+						statuses <- resp.StatusCode
+					}()
+				}
+				created := 0
+				for i := 0; i < n; i++ {
+					switch s := <-statuses; s {
+					case 201:
+						created++
+					case 200:
+					default:
+						t.Errorf("status %d", s)
+					}
+				}
+				r := g.do("GET", "/Patient?identifier=urn:race|"+value, "")
+				if created != 1 || r.json(t)["total"] != float64(1) {
+					t.Errorf("%d creates, search %s", created, r.body)
+				}
+			})
+		}
+	})
+}

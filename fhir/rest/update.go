@@ -68,6 +68,9 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 	if r.assignedID != "" {
 		return r.assignedID, nil
 	}
+	if err := lockCriteria(ctx, db, r.Type, r.Query); err != nil {
+		return "", err
+	}
 	ids, err := s.matchQuery(ctx, db, r.Type, r.Query, 2)
 	if err != nil {
 		return "", err

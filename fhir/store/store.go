@@ -124,6 +124,13 @@ type Tx interface {
 	// returns nil, nil when there was nothing live to delete (delete is
 	// idempotent). ifMatch works as in Write.
 	Delete(ctx context.Context, typ, id, method string, ifMatch int64) (*Resource, error)
+	// LockCriteria holds, until the transaction ends, a lock on key: the
+	// search criteria of a conditional create or update. Two transactions
+	// that decide on the same criteria (no match, so create) therefore run
+	// one after the other and cannot both create (R4 3.1.0.8-9 expect at
+	// most one match afterwards). A deadlock between such locks is a
+	// retryable failure of InTx.
+	LockCriteria(ctx context.Context, key string) error
 }
 
 // Store is the resource store.

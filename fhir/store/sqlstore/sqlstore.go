@@ -328,9 +328,10 @@ const (
 	sqlLock = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 0, 1)
 		ON CONFLICT (type, id) DO UPDATE SET version = resource_current.version
 		RETURNING version, deleted`
-	sqlSetCurrent = `UPDATE resource_current SET version = ?, deleted = ? WHERE type = ? AND id = ?`
-	sqlNewCurrent = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`
-	sqlRecord     = `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
+	sqlLockCriteria = `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`
+	sqlSetCurrent   = `UPDATE resource_current SET version = ?, deleted = ? WHERE type = ? AND id = ?`
+	sqlNewCurrent   = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`
+	sqlRecord       = `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
 	sqlUnindex = `DELETE FROM search_index WHERE res_type = ? AND res_id = ?`
 )
@@ -501,6 +502,20 @@ func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted b
 		return 0, false, fmt.Errorf("lock %s/%s: %w", typ, id, err)
 	}
 	return version, del != 0, nil
+}
+
+// LockCriteria implements store.Tx. On PostgreSQL it is a transaction-scoped
+// advisory lock on a 64-bit hash of key (a collision only serialises two
+// unrelated writes); on SQLite the write lock taken at BEGIN IMMEDIATE
+// already serialises every writing transaction.
+func (t *tx) LockCriteria(ctx context.Context, key string) error {
+	if t.s.d.name != "postgres" {
+		return nil
+	}
+	if err := t.exec(ctx, sqlLockCriteria, key); err != nil {
+		return fmt.Errorf("lock criteria %q: %w", key, err)
+	}
+	return nil
 }
 
 func (t *tx) Put(ctx context.Context, w store.Write) (*store.Resource, bool, error) {
