@@ -20,6 +20,7 @@ import (
 	"github.com/promsgateway/gateway/fhir/rest"
 	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store/sqlstore"
+	"github.com/promsgateway/gateway/mapping/ingest"
 	"github.com/promsgateway/gateway/vault"
 	"github.com/promsgateway/gateway/vault/devkeystore"
 	"github.com/promsgateway/gateway/vault/hcvault"
@@ -194,6 +195,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	if p, ok := keys.(vault.Pseudonyms); ok {
 		api.EnableReidentify(pseudonym.New(p, st))
 	}
+	api.Mount(http.MethodPost, "/internal/v1/records", "records", recordsHandler(ingest.New(committer(api)), cfg.api.MaxBodyBytes))
 	handler := api.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		rest.Check{Name: "database", Fn: st.Ping},
 		rest.Check{Name: map[string]string{"dev": "keys", "vault": "vault"}[cfg.keys], Fn: keys.Ping})

@@ -16,6 +16,19 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
+// Mount serves h at method and path beside the FHIR API (the internal
+// records API), behind the same request ids, logs, metrics (interaction
+// label name) and panic recovery. Call it before Handler.
+func (s *Server) Mount(method, path, name string, h http.Handler) {
+	s.mounts = append(s.mounts, mount{method, path, name, h})
+}
+
+// mount is a route outside the FHIR API.
+type mount struct {
+	method, path, name string
+	h                  http.Handler
+}
+
 // Handler returns the gateway's HTTP handler: the FHIR API under /fhir,
 // /healthz (the process is up), /readyz (every check passes) and /metrics.
 func (s *Server) Handler(metrics http.Handler, checks ...Check) http.Handler {
@@ -47,6 +60,13 @@ func (s *Server) Handler(metrics http.Handler, checks ...Check) http.Handler {
 	})
 	if metrics != nil {
 		e.GET("/metrics", gin.WrapH(metrics))
+	}
+	for _, m := range s.mounts {
+		m := m
+		e.Handle(m.method, m.path, func(c *gin.Context) {
+			c.Set(interactionKey, m.name)
+			m.h.ServeHTTP(c.Writer, c.Request)
+		})
 	}
 	e.Any("/fhir", s.serveFHIR)
 	e.Any("/fhir/*path", s.serveFHIR)

@@ -66,6 +66,7 @@ type Server struct {
 	log          *slog.Logger
 	metrics      *Metrics
 	routes       []route
+	mounts       []mount
 	started      time.Time
 }
 
@@ -98,6 +99,9 @@ type Request struct {
 	checked   []byte
 	checkedID string
 	index     []search.Row
+	// skipUnchanged makes an update that would store what is already
+	// current (apart from id and meta) write nothing (Commit).
+	skipUnchanged bool
 }
 
 // Response is the result of an interaction.
@@ -113,6 +117,9 @@ type Response struct {
 	Location bool
 	// Outcome, for writes, is what Prefer: return=OperationOutcome returns.
 	Outcome []byte
+	// Unchanged marks an update that wrote nothing because the resource was
+	// already as sent (only with Request.skipUnchanged).
+	Unchanged bool
 }
 
 // serveFHIR is the single Gin handler under the FHIR base.

@@ -80,10 +80,11 @@ func (s *Server) plan(r *Request, i int, e inEntry) (*planned, error) {
 	}
 	p := &planned{index: i, fullURL: e.FullURL}
 	p.req = Request{
-		Method: strings.ToUpper(e.Request.Method),
-		Header: http.Header{},
-		Base:   r.Base,
-		Query:  url.Values{},
+		Method:        strings.ToUpper(e.Request.Method),
+		Header:        http.Header{},
+		Base:          r.Base,
+		Query:         url.Values{},
+		skipUnchanged: r.skipUnchanged,
 	}
 	for k, v := range map[string]string{"If-None-Match": e.Request.IfNoneMatch, "If-Modified-Since": e.Request.IfModifiedSince,
 		"If-Match": e.Request.IfMatch, "If-None-Exist": e.Request.IfNoneExist} {
@@ -180,13 +181,28 @@ func order(method string) int {
 // (no conditional create, update or reference), so locks are held only for
 // the writes themselves.
 func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Response, error) {
-	early, err := s.prepareEntries(ctx, nil, r, b)
-	if err != nil && !errors.Is(err, errNeedsDB) {
+	plans, resps, err := s.runTransaction(ctx, r, b)
+	if err != nil {
 		return nil, err
 	}
-	var out []bundleEntry
+	out := make([]bundleEntry, len(plans))
+	for i, p := range plans {
+		out[i] = responseEntry(r.Base, &p.req, resps[i])
+	}
+	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "transaction-response", Entry: out})}, nil
+}
+
+// runTransaction carries out a transaction's entries atomically and returns
+// them with their responses, in the Bundle's order.
+func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle) ([]*planned, []*Response, error) {
+	early, err := s.prepareEntries(ctx, nil, r, b)
+	if err != nil && !errors.Is(err, errNeedsDB) {
+		return nil, nil, err
+	}
+	var plans []*planned
+	var resps []*Response
 	err = s.store.InTx(ctx, func(tx store.Tx) error {
-		plans := early
+		plans = early
 		if plans == nil {
 			var err error
 			if plans, err = s.prepareEntries(ctx, tx, r, b); err != nil {
@@ -195,20 +211,20 @@ func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Resp
 		}
 		sorted := append([]*planned(nil), plans...)
 		sort.SliceStable(sorted, func(i, j int) bool { return order(sorted[i].req.Method) < order(sorted[j].req.Method) })
-		out = make([]bundleEntry, len(plans))
+		resps = make([]*Response, len(plans))
 		for _, p := range sorted {
 			resp, err := s.runEntry(ctx, tx, p)
 			if err != nil {
 				return entryError(p.index, err)
 			}
-			out[p.index] = responseEntry(r.Base, &p.req, resp)
+			resps[p.index] = resp
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, storeError(err)
+		return nil, nil, storeError(err)
 	}
-	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "transaction-response", Entry: out})}, nil
+	return plans, resps, nil
 }
 
 // errNeedsDB stops prepareEntries outside a transaction when an entry's

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -41,6 +43,16 @@ func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response
 	ifm, err := ifMatch(r)
 	if err != nil {
 		return nil, err
+	}
+	if r.skipUnchanged {
+		if cur, err := tx.Read(ctx, r.Type, id); err == nil && !cur.Deleted && (ifm == 0 || ifm == cur.Version) {
+			// The body as the store would keep it, stamped like the current
+			// version: equal bytes mean equal content.
+			if same, err := resource.Stamp(body, cur.ID, cur.Version, cur.LastUpdated); err == nil && bytes.Equal(same, cur.Body) {
+				return &Response{Status: http.StatusOK, Resource: cur, Unchanged: true,
+					Outcome: outcome.Information("%s is unchanged; no version was written", versionedPath(cur))}, nil
+			}
+		}
 	}
 	w := store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPut, IfMatch: ifm, MustExist: !s.cfg.UpdateCreate, Index: r.index}
 	if strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" {

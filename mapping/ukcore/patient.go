@@ -144,7 +144,6 @@ func (b *builder) socialHistory() error {
 			Category: []fhir.CodeableConcept{*cc(coding(csObservationCategory, "social-history", "Social History"))},
 			Code:     *cc(b.local(f.code, "social-history")),
 			Subject:  b.patientRef(),
-			Issued:   instant(b.rec.Source.Updated),
 		}
 		if f.answers != nil {
 			obs.ValueCodeableConcept = cc(b.local(f.answers[f.value], "social-history-"+f.key))
