@@ -41,6 +41,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, getenv, stderr, nil)
 	case "reindex":
 		return reindex(ctx, getenv, stdout, stderr)
+	case "import":
+		return importCommand(ctx, args[1:], getenv, stdout, stderr)
+	case "generate":
+		return generateCommand(args[1:], stdout, stderr)
 	case "keys":
 		return keysCommand(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
@@ -53,9 +57,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 }
 
-const usage = `usage: gateway [serve|reindex|keys rotate|keys status|version]
+const usage = `usage: gateway [serve|import|generate|reindex|keys rotate|keys status|version]
 
-  serve        serve the FHIR R4 API (default)
+  serve        serve the FHIR R4 API (default); the PROMs platform's records
+               are taken at POST /internal/v1/records
+  import [-workers N] FILE|DIR
+               map and store the records of NDJSON (.ndjson, .jsonl) and CSV
+               exports; resumable (FILE.checkpoint), rejected records listed
+               in FILE.errors.csv
+  generate [-patients N] [-seed S] [-invalid 0-1] [-format ndjson|csv] [-out FILE]
+               write synthetic records for demonstrations and tests
   reindex      rebuild the search index of every resource (after a change of
                search parameter definitions); safe to interrupt and rerun
   keys rotate  rotate the Vault key that wraps data keys (with the operator's

@@ -15,6 +15,7 @@ import (
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/spec"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -195,9 +196,17 @@ func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Resp
 // runTransaction carries out a transaction's entries atomically and returns
 // them with their responses, in the Bundle's order.
 func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle) ([]*planned, []*Response, error) {
-	early, err := s.prepareEntries(ctx, nil, r, b)
+	early, err := s.prepareEntries(ctx, nil, r, b, nil)
 	if err != nil && !errors.Is(err, errNeedsDB) {
 		return nil, nil, err
+	}
+	var checked []bool
+	if early == nil {
+		// Identities need the database, so the entries are prepared inside
+		// the transaction; check their bodies now, without holding any lock.
+		if checked, err = s.precheck(r, b); err != nil {
+			return nil, nil, err
+		}
 	}
 	var plans []*planned
 	var resps []*Response
@@ -205,7 +214,7 @@ func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle) ([]
 		plans = early
 		if plans == nil {
 			var err error
-			if plans, err = s.prepareEntries(ctx, tx, r, b); err != nil {
+			if plans, err = s.prepareEntries(ctx, tx, r, b, checked); err != nil {
 				return err
 			}
 		}
@@ -231,10 +240,62 @@ func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle) ([]
 // meaning depends on what the database holds.
 var errNeedsDB = errors.New("transaction needs database lookups to prepare")
 
+// placeholderID stands in for ids a transaction has not decided yet.
+const placeholderID = "00000000-0000-4000-8000-000000000000"
+
+// precheck checks, before the transaction, the bodies of a transaction
+// whose identities need the database (conditional updates, creates and
+// references): each body is checked with its references to other entries,
+// and its conditional references, pointed at a placeholder id of the type
+// they will have. Only the ids differ from the bodies that will be stored,
+// and ids do not change what the strict check decides, so prepareEntries
+// skips it for the entries marked true. A body found wrong fails the
+// transaction before it takes any lock.
+func (s *Server) precheck(r *Request, b inBundle) ([]bool, error) {
+	plans := make([]*planned, len(b.Entry))
+	refs := map[string]string{}
+	for i, e := range b.Entry {
+		p, err := s.plan(r, i, e)
+		if err != nil {
+			return nil, err
+		}
+		plans[i] = p
+		if p.fullURL != "" && p.req.Type != "" && (p.req.Method == http.MethodPost || p.req.Method == http.MethodPut) {
+			refs[p.fullURL] = p.req.Type + "/" + placeholderID
+		}
+	}
+	checked := make([]bool, len(plans))
+	for i, p := range plans {
+		if p.req.Body == nil || p.req.Method == http.MethodPatch {
+			continue
+		}
+		body, err := resource.RewriteReferences(p.req.Body, func(ref string) (string, bool) {
+			if to, ok := refs[ref]; ok {
+				return to, true
+			}
+			if typ, _, ok := strings.Cut(ref, "?"); ok && !strings.Contains(typ, "/") {
+				if _, known := spec.Lookup(typ); known {
+					return typ + "/" + placeholderID, true
+				}
+			}
+			return "", false
+		})
+		if err != nil {
+			continue // the transaction reports it
+		}
+		if _, _, err := s.checkResource(body, p.req.Type); err != nil {
+			return nil, entryError(i, err)
+		}
+		checked[i] = true
+	}
+	return checked, nil
+}
+
 // prepareEntries plans every entry, decides identities, rewrites references
-// and checks each resource. db is nil before the transaction; then a
-// conditional anywhere returns errNeedsDB.
-func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request, b inBundle) ([]*planned, error) {
+// and checks each resource (but for the strict check of those precheck
+// marked in checked). db is nil before the transaction; then a conditional
+// anywhere returns errNeedsDB.
+func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request, b inBundle, checked []bool) ([]*planned, error) {
 	plans := make([]*planned, len(b.Entry))
 	for i, e := range b.Entry {
 		p, err := s.plan(r, i, e)
@@ -263,7 +324,12 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			return nil, entryError(p.index, err)
 		}
 		p.req.Body = body
-		if err := s.checkBody(&p.req); err != nil {
+		if checked != nil && checked[p.index] {
+			err = s.indexBody(&p.req)
+		} else {
+			err = s.checkBody(&p.req)
+		}
+		if err != nil {
 			return nil, entryError(p.index, err)
 		}
 		bodies = append(bodies, &p.req)

@@ -73,6 +73,21 @@ func (s *Server) checkBody(r *Request) error {
 	return nil
 }
 
+// indexBody is checkBody for a body precheck already checked strictly: it
+// compacts it, reads its id and extracts its search index rows.
+func (s *Server) indexBody(r *Request) error {
+	h, _, err := resource.ReadHeader(r.Body)
+	if err != nil {
+		return outcome.New(outcome.Invalid, "the body is not a FHIR JSON resource: %v", err)
+	}
+	compact, err := resource.Compact(r.Body)
+	if err != nil {
+		return outcome.New(outcome.Invalid, "invalid JSON: %v", err)
+	}
+	r.checked, r.checkedID, r.index = compact, h.ID, s.extractRows(r.Type, compact)
+	return nil
+}
+
 // blind turns the identifying values of r's index rows into blind indexes.
 func (s *Server) blind(ctx context.Context, reqs ...*Request) error {
 	items := make([]search.Indexed, len(reqs))

@@ -75,6 +75,9 @@ type Outcome struct {
 // Ingester maps and stores records.
 type Ingester struct {
 	commit Committer
+	// defined holds the DefinitionsKey of every definitions Bundle stored
+	// by this Ingester.
+	defined sync.Map
 	// now is the present dates are checked against.
 	now func() time.Time
 	// Workers is how many records are mapped and stored at once in Batch.
@@ -152,6 +155,16 @@ func (in *Ingester) store(ctx context.Context, r *mapping.Record) Outcome {
 		out.Status, out.Error = Failed, err.Error()
 		return out
 	}
+	var defs []Stored
+	if m.Definitions != nil {
+		if _, done := in.defined.Load(m.DefinitionsKey); !done {
+			if defs, err = in.commit(ctx, m.Definitions); err != nil {
+				out.Status, out.Error = Failed, "storing the questionnaire definitions: "+err.Error()
+				return out
+			}
+			in.defined.Store(m.DefinitionsKey, true)
+		}
+	}
 	stored, err := in.commit(ctx, m.Bundle)
 	var rej *Rejection
 	switch {
@@ -162,7 +175,7 @@ func (in *Ingester) store(ctx context.Context, r *mapping.Record) Outcome {
 		out.Status, out.Error = Failed, err.Error()
 		return out
 	}
-	out.Resources = stored
+	out.Resources = append(stored, defs...)
 	out.Status = Unchanged
 	for i, s := range stored {
 		switch {

@@ -16,6 +16,8 @@
 package ukcore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -30,12 +32,20 @@ import (
 )
 
 // Mapped is one record as FHIR: a transaction Bundle and what each entry
-// is.
+// is, and the definitions its responses answer.
 type Mapped struct {
 	// Bundle is the transaction Bundle JSON.
 	Bundle []byte
 	// Entries describe the Bundle's entries in order.
 	Entries []Entry
+	// Definitions is a transaction Bundle of the Questionnaires the
+	// record's responses answer (nil when it has none), and DefinitionsKey
+	// names its content: the definitions are the same for every record, so
+	// a caller stores them once and not with each record. Responses refer
+	// to them by canonical URL, so the record's Bundle does not depend on
+	// them being stored first.
+	Definitions    []byte
+	DefinitionsKey string
 }
 
 // Entry is one resource of a mapped record.
@@ -57,6 +67,8 @@ type builder struct {
 	base    string // the source system, without a trailing slash
 	entries []fhir.BundleEntry
 	meta    []Entry
+	// defs are the Questionnaire entries, kept apart (Mapped.Definitions).
+	defs    []fhir.BundleEntry
 	seen    map[string]string // Type|system|value -> fullUrl
 	patient string            // the Patient's fullUrl
 	targets []fhir.Reference  // what the Provenance covers
@@ -83,7 +95,15 @@ func Map(r *mapping.Record) (*Mapped, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map record %s: %w", r.Source.Record, err)
 	}
-	return &Mapped{Bundle: raw, Entries: b.meta}, nil
+	m := &Mapped{Bundle: raw, Entries: b.meta}
+	if len(b.defs) > 0 {
+		if m.Definitions, err = json.Marshal(fhir.Bundle{Type: fhir.BundleTypeTransaction, Entry: b.defs}); err != nil {
+			return nil, fmt.Errorf("map record %s: %w", r.Source.Record, err)
+		}
+		sum := sha256.Sum256(m.Definitions)
+		m.DefinitionsKey = hex.EncodeToString(sum[:])
+	}
+	return m, nil
 }
 
 func (b *builder) record() error {
@@ -119,17 +139,21 @@ func (b *builder) put(typ string, id fhir.Identifier, res any) (fhir.Reference, 
 	full := "urn:uuid:" + uuid.NewSHA1(namespace, []byte(key)).String()
 	b.seen[key] = full
 	crit := *id.System + "|" + *id.Value
-	b.entries = append(b.entries, fhir.BundleEntry{
+	entry := fhir.BundleEntry{
 		FullUrl:  str(full),
 		Resource: raw,
 		Request: &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPUT,
 			Url: typ + "?identifier=" + url.QueryEscape(crit)},
-	})
-	b.meta = append(b.meta, Entry{Type: typ, Identifier: crit, FullURL: full})
-	ref := fhir.Reference{Reference: str(full)}
-	if typ != "Provenance" {
-		b.targets = append(b.targets, ref)
 	}
+	ref := fhir.Reference{Reference: str(full)}
+	if typ == "Questionnaire" {
+		// A definition, not the record's data: referred to by canonical URL.
+		b.defs = append(b.defs, entry)
+		return ref, nil
+	}
+	b.entries = append(b.entries, entry)
+	b.meta = append(b.meta, Entry{Type: typ, Identifier: crit, FullURL: full})
+	b.targets = append(b.targets, ref)
 	return ref, nil
 }
 

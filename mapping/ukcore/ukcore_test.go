@@ -51,45 +51,63 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b struct {
-				Entry []struct {
-					Resource json.RawMessage      `json:"resource"`
-					Request  struct{ URL string } `json:"request"`
-				} `json:"entry"`
+			if n := checkEntries(t, m.Bundle); n != len(m.Entries) {
+				t.Fatalf("%d entries, %d described", n, len(m.Entries))
 			}
-			if err := json.Unmarshal(m.Bundle, &b); err != nil {
-				t.Fatal(err)
+			if m.Definitions == nil {
+				t.Fatal("no questionnaire definitions")
 			}
-			if len(b.Entry) != len(m.Entries) {
-				t.Fatalf("%d entries, %d described", len(b.Entry), len(m.Entries))
-			}
-			for i, e := range b.Entry {
-				if err := strict.Check(e.Resource); err != nil {
-					t.Errorf("entry %d (%s): %v", i, e.Request.URL, err)
-				}
-			}
+			checkEntries(t, m.Definitions)
 			again, err := Map(load(t, f))
-			if err != nil || !bytes.Equal(again.Bundle, m.Bundle) {
+			if err != nil || !bytes.Equal(again.Bundle, m.Bundle) || !bytes.Equal(again.Definitions, m.Definitions) {
 				t.Error("mapping the same record twice gave different Bundles")
 			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, m.Bundle, "", "  "); err != nil {
-				t.Fatal(err)
-			}
-			pretty.WriteByte('\n')
-			golden := strings.TrimSuffix(f, ".json") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Errorf("%s differs from the mapping; run go test -update and review the diff", golden)
-			}
+			stem := strings.TrimSuffix(f, ".json")
+			golden(t, stem+".golden", m.Bundle)
+			golden(t, stem+".definitions.golden", m.Definitions)
 		})
+	}
+}
+
+// checkEntries checks every entry of a Bundle strictly and counts them.
+func checkEntries(t *testing.T, bundle []byte) int {
+	t.Helper()
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage      `json:"resource"`
+			Request  struct{ URL string } `json:"request"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(bundle, &b); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range b.Entry {
+		if err := strict.Check(e.Resource); err != nil {
+			t.Errorf("entry %d (%s): %v", i, e.Request.URL, err)
+		}
+	}
+	return len(b.Entry)
+}
+
+// golden compares got, indented, with the file, or rewrites it under
+// -update.
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, got, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	if *update {
+		if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to write it)", err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Errorf("%s differs from the mapping; run go test -update and review the diff", path)
 	}
 }

@@ -116,7 +116,54 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
+	if s.d.name == "sqlite" {
+		if err := seedPlannerStats(ctx, tx); err != nil {
+			return fmt.Errorf("planner statistics: %w", err)
+		}
+	}
 	return tx.Commit()
+}
+
+// sqlitePlannerStats describe to SQLite's planner the shape the index
+// tables have in use (rows, then rows per distinct prefix of the index's
+// columns), in the format of sqlite_stat1. Without statistics SQLite
+// guesses ten rows per value of any indexed column, and so prefers
+// search_index_resource (res_type, res_id), which returns res_id in order,
+// over search_index_val for an identifier lookup: every conditional update
+// then read every index row of its type (measured: 4 ms per lookup after
+// 300 imported records, growing with the data). SQLite documents writing
+// sqlite_stat1 by hand for exactly this; a later ANALYZE replaces these
+// figures with measured ones.
+var sqlitePlannerStats = [][3]string{
+	{"search_index", "search_index_resource", "1000000 100000 20"},
+	{"search_index", "search_index_val", "1000000 100000 5000 3 2"},
+	{"search_index", "search_index_date", "300000 100000 5000 10 5"},
+	{"search_index", "search_index_number", "100000 50000 5000 10"},
+	{"search_index", "search_index_compartment", "300000 30 10 1"},
+	{"resource_version", "resource_version_type_seq", "1000000 100000 1"},
+	{"resource_version", "resource_version_updated", "1000000 2"},
+}
+
+// seedPlannerStats writes sqlitePlannerStats unless the database already
+// has statistics, then makes the planner load them.
+func seedPlannerStats(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `ANALYZE sqlite_schema`); err != nil { // creates sqlite_stat1
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl IN ('search_index', 'resource_version')`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	for _, st := range sqlitePlannerStats {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)`, st[0], st[1], st[2]); err != nil {
+			return err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `ANALYZE sqlite_schema`)
+	return err
 }
 
 // DB exposes the connection pool to tests that inspect raw storage.

@@ -1,0 +1,351 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FileImport is one export file to ingest. Records are stored as they are
+// read, Workers at a time. The checkpoint (Path + ".checkpoint") records
+// the last line up to which every record is done, so an interrupted import
+// started again resumes after it (a record done after that line is sent
+// again and comes back unchanged). Rejected records go to the error report
+// (Path + ".errors.csv": line, record, field, reason), which a resumed
+// import appends to. A record that fails (the store or key service is
+// unavailable) stops the import: nothing after the checkpoint is lost.
+type FileImport struct {
+	Path string
+	// Progress, if set, is called after each record and once at the end.
+	Progress func(Progress)
+}
+
+// Progress is how far an import has got.
+type Progress struct {
+	File string
+	// Done counts the records handled in this run, Total those in the file
+	// after the checkpoint; Skipped those before it.
+	Done, Total, Skipped int
+	Counts               map[string]int
+	Elapsed              time.Duration
+	Finished             bool
+}
+
+// Rate is records per second in this run.
+func (p Progress) Rate() float64 {
+	if p.Elapsed <= 0 {
+		return 0
+	}
+	return float64(p.Done) / p.Elapsed.Seconds()
+}
+
+// ETA is the expected time to finish at the current rate.
+func (p Progress) ETA() time.Duration {
+	r := p.Rate()
+	if r == 0 {
+		return 0
+	}
+	return time.Duration(float64(p.Total-p.Done) / r * float64(time.Second))
+}
+
+// checkpoint is the resumable state of a file import.
+type checkpoint struct {
+	// Fingerprint identifies the file's content (size and a digest of its
+	// first megabyte), so a checkpoint is never applied to another file.
+	Fingerprint string `json:"fingerprint"`
+	// Line is the last line up to which every record is done.
+	Line   int            `json:"line"`
+	Counts map[string]int `json:"counts"`
+}
+
+// Formats: how a file's records are read, by its extension.
+func reader(path string) (func(io.Reader, func(Line) error) error, error) {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".ndjson", ".jsonl":
+		return ReadNDJSON, nil
+	case ".csv":
+		return ReadCSV, nil
+	}
+	return nil, fmt.Errorf("%s: import reads .ndjson, .jsonl and .csv files", path)
+}
+
+// ImportFiles imports path: a file, or every .ndjson, .jsonl and .csv file
+// of a directory in name order (error reports and checkpoints are not
+// imported).
+func (in *Ingester) ImportFiles(ctx context.Context, path string, progress func(Progress)) (map[string]int, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	files := []string{path}
+	if st.IsDir() {
+		files = nil
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if e.IsDir() || strings.HasSuffix(name, ".errors.csv") {
+				continue
+			}
+			if _, err := reader(name); err == nil {
+				files = append(files, filepath.Join(path, name))
+			}
+		}
+		sort.Strings(files)
+		if len(files) == 0 {
+			return nil, fmt.Errorf("%s has no .ndjson, .jsonl or .csv files", path)
+		}
+	}
+	total := map[string]int{}
+	for _, f := range files {
+		counts, err := in.ImportFile(ctx, FileImport{Path: f, Progress: progress})
+		for k, v := range counts {
+			total[k] += v
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// ImportFile imports one file and returns the counts of record statuses
+// over every run of it (the checkpoint keeps earlier runs' counts).
+func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]int, error) {
+	read, err := reader(fi.Path)
+	if err != nil {
+		return nil, err
+	}
+	fp, err := fingerprint(fi.Path)
+	if err != nil {
+		return nil, err
+	}
+	cpPath := fi.Path + ".checkpoint"
+	cp := checkpoint{Fingerprint: fp, Counts: map[string]int{}}
+	if raw, err := os.ReadFile(cpPath); err == nil {
+		var old checkpoint
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return nil, fmt.Errorf("%s is not a checkpoint (%v); delete it to import from the start", cpPath, err)
+		}
+		if old.Fingerprint != fp {
+			return nil, fmt.Errorf("%s changed since its checkpoint %s was written; delete the checkpoint to import it from the start", fi.Path, cpPath)
+		}
+		cp = old
+		if cp.Counts == nil {
+			cp.Counts = map[string]int{}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	total, skipped, err := countRecords(fi.Path, read, cp.Line)
+	if err != nil {
+		return nil, err
+	}
+	report, err := openReport(fi.Path + ".errors.csv")
+	if err != nil {
+		return nil, err
+	}
+	defer report.close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	prog := Progress{File: fi.Path, Total: total, Skipped: skipped, Counts: cp.Counts}
+	start := time.Now()
+	var (
+		mu sync.Mutex
+		// queue holds the lines sent to the workers in reading order, and
+		// done those finished: the checkpoint moves over the head of the
+		// queue while it is done, never past a line still in flight.
+		queue   []int
+		done    = map[int]bool{}
+		failure error
+	)
+	finish := func(l Line, o Outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o.Status == Failed {
+			if failure == nil {
+				failure = fmt.Errorf("%s line %d: %s; the import stopped and resumes after line %d", fi.Path, l.Number, o.Error, cp.Line)
+				cancel()
+			}
+			return
+		}
+		cp.Counts[o.Status]++
+		if o.Status == Rejected {
+			report.write(l.Number, o)
+		}
+		done[l.Number] = true
+		for len(queue) > 0 && done[queue[0]] {
+			cp.Line = queue[0]
+			delete(done, queue[0])
+			queue = queue[1:]
+		}
+		prog.Done++
+		prog.Elapsed = time.Since(start)
+		if fi.Progress != nil {
+			fi.Progress(prog)
+		}
+	}
+	lines := make(chan Line)
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, in.Workers); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range lines {
+				var o Outcome
+				if l.Problems != nil {
+					o = Outcome{Status: Rejected, Problems: l.Problems}
+				} else {
+					o = in.Record(ctx, l.Record)
+				}
+				finish(l, o)
+			}
+		}()
+	}
+	saveEvery := time.NewTicker(time.Second)
+	defer saveEvery.Stop()
+	f, err := os.Open(fi.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	readErr := read(f, func(l Line) error {
+		if l.Number <= cp.Line {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		mu.Lock()
+		queue = append(queue, l.Number)
+		mu.Unlock()
+		select {
+		case lines <- l:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case <-saveEvery.C:
+			mu.Lock()
+			err := save(cpPath, cp)
+			mu.Unlock()
+			return err
+		default:
+		}
+		return nil
+	})
+	close(lines)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if err := save(cpPath, cp); err != nil {
+		return cp.Counts, err
+	}
+	prog.Finished = failure == nil && readErr == nil
+	prog.Elapsed = time.Since(start)
+	if fi.Progress != nil {
+		fi.Progress(prog)
+	}
+	switch {
+	case failure != nil:
+		return cp.Counts, failure
+	case readErr != nil:
+		return cp.Counts, fmt.Errorf("%s: %w", fi.Path, readErr)
+	}
+	return cp.Counts, nil
+}
+
+// fingerprint is the file's size and the SHA-256 of its first megabyte.
+func fingerprint(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, 1<<20); err != nil && err != io.EOF {
+		return "", err
+	}
+	return strconv.FormatInt(st.Size(), 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// countRecords counts the records after line from (for the progress
+// total) and those up to it.
+func countRecords(path string, read func(io.Reader, func(Line) error) error, from int) (after, before int, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	err = read(f, func(l Line) error {
+		if l.Number <= from {
+			before++
+		} else {
+			after++
+		}
+		return nil
+	})
+	return after, before, err
+}
+
+func save(path string, cp checkpoint) error {
+	raw, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// errorReport is the CSV of rejected records: line, record, field, reason,
+// one row per problem.
+type errorReport struct {
+	f *os.File
+	w *csv.Writer
+}
+
+func openReport(path string) (*errorReport, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	r := &errorReport{f: f, w: csv.NewWriter(f)}
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		r.w.Write([]string{"line", "record", "field", "reason"})
+	}
+	return r, nil
+}
+
+func (r *errorReport) write(line int, o Outcome) {
+	for _, p := range o.Problems {
+		r.w.Write([]string{strconv.Itoa(line), o.Record, p.Field, p.Reason})
+	}
+	r.w.Flush()
+}
+
+func (r *errorReport) close() error {
+	r.w.Flush()
+	return r.f.Close()
+}
