@@ -150,7 +150,9 @@ func patchBody(raw json.RawMessage) ([]byte, error) {
 
 // entryError places err at entry i of the Bundle.
 func entryError(i int, err error) error {
-	oe := outcome.As(err)
+	// Store and key-service errors (a timeout, an unavailable Vault) keep
+	// their meaning when they name an entry.
+	oe := outcome.As(storeError(err))
 	out := &outcome.Error{Kind: oe.Kind, Cause: oe.Cause}
 	for _, is := range oe.Issues {
 		is.Diagnostics = fmt.Sprintf("Bundle.entry[%d]: %s", i, is.Diagnostics)

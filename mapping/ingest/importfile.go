@@ -36,7 +36,8 @@ type FileImport struct {
 type Progress struct {
 	File string
 	// Done counts the records handled in this run, Total those in the file
-	// after the checkpoint; Skipped those before it.
+	// after the checkpoint; Skipped those before it. Counts are the
+	// statuses of the records up to the checkpoint, over every run.
 	Done, Total, Skipped int
 	Counts               map[string]int
 	Elapsed              time.Duration
@@ -168,10 +169,13 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	var (
 		mu sync.Mutex
 		// queue holds the lines sent to the workers in reading order, and
-		// done those finished: the checkpoint moves over the head of the
-		// queue while it is done, never past a line still in flight.
+		// done the outcomes of those finished: the checkpoint moves over the
+		// head of the queue while it is done, never past a line still in
+		// flight, and only then is the line counted and reported, so the
+		// counts and the error report cover exactly the lines up to the
+		// checkpoint (a resumed import redoes the others).
 		queue   []int
-		done    = map[int]bool{}
+		done    = map[int]Outcome{}
 		failure error
 	)
 	finish := func(l Line, o Outcome) {
@@ -184,13 +188,17 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 			}
 			return
 		}
-		cp.Counts[o.Status]++
-		if o.Status == Rejected {
-			report.write(l.Number, o)
-		}
-		done[l.Number] = true
-		for len(queue) > 0 && done[queue[0]] {
+		done[l.Number] = o
+		for len(queue) > 0 {
+			head, ok := done[queue[0]]
+			if !ok {
+				break
+			}
 			cp.Line = queue[0]
+			cp.Counts[head.Status]++
+			if head.Status == Rejected {
+				report.write(cp.Line, head)
+			}
 			delete(done, queue[0])
 			queue = queue[1:]
 		}
