@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 	"path/filepath"
 	"testing"
 	"time"
@@ -40,6 +42,9 @@ func BenchmarkIngest(b *testing.B) {
 			defer st.Close()
 			api := rest.NewServer(rest.DefaultConfig(), st, ks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 			in := ingest.New(committer(api))
+			if w, err := strconv.Atoi(os.Getenv("BENCH_WORKERS")); err == nil {
+				in.Workers = w
+			}
 			g := synthetic.New(synthetic.Options{Seed: 42, Now: time.Now().UTC()})
 			const batch = 50
 			records, resources := 0, 0

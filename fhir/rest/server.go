@@ -99,6 +99,9 @@ type Request struct {
 	checked   []byte
 	checkedID string
 	index     []search.Row
+	// generatedID says the id of a conditional update was generated because
+	// nothing matched: the resource is new.
+	generatedID bool
 	// skipUnchanged makes an update that would store what is already
 	// current (apart from id and meta) write nothing (Commit).
 	skipUnchanged bool

@@ -44,7 +44,7 @@ func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response
 	if err != nil {
 		return nil, err
 	}
-	if r.skipUnchanged {
+	if r.skipUnchanged && !r.generatedID {
 		if cur, err := tx.Read(ctx, r.Type, id); err == nil && !cur.Deleted && (ifm == 0 || ifm == cur.Version) {
 			// The body as the store would keep it, stamped like the current
 			// version: equal bytes mean equal content.
@@ -54,7 +54,10 @@ func (s *Server) update(ctx context.Context, tx store.Tx, r *Request) (*Response
 			}
 		}
 	}
-	w := store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPut, IfMatch: ifm, MustExist: !s.cfg.UpdateCreate, Index: r.index}
+	w := store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPut, IfMatch: ifm, MustExist: !s.cfg.UpdateCreate, Index: r.index,
+		// A conditional update that matched nothing creates under an id the
+		// server just generated: nothing can exist there to lock.
+		NewID: r.generatedID && ifm == 0 && s.cfg.UpdateCreate}
 	if strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" {
 		w.MustNotExist = true
 	}
@@ -92,6 +95,7 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 		if bodyID != "" {
 			return bodyID, nil
 		}
+		r.generatedID = true
 		return uuid.NewString(), nil
 	case 1:
 		if bodyID != "" && bodyID != ids[0] {
