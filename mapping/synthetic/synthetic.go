@@ -2,7 +2,7 @@
 // demonstrations, tests and benchmarks: hip, knee and shoulder pathways in
 // roughly the proportions the National Joint Registry reports (knees and
 // hips about equal, shoulders a few per cent), pre-operative Oxford scores
-// in the high teens that improve by around 20 points after surgery, EQ-5D
+// in the high teens that improve by around 17 points after surgery, EQ-5D
 // that moves with them, consents, studies and aspirations. NHS numbers come
 // from the 999 range NHS England keeps for testing, so no generated number
 // is a real person's. The same seed makes the same records.
