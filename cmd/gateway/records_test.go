@@ -121,7 +121,11 @@ func TestRecordsAPI(t *testing.T) {
 			badNHS["patient"].(map[string]any)["nhsNumber"] = "9434765918"
 			unknown := testRecord(t, "shoulder")
 			unknown["patient"].(map[string]any)["shoeSize"] = 7
-			status, out, raw = postRecords(t, gw, testRecord(t, "shoulder"), badNHS, unknown)
+			// The good one shares the hip patient's GP practice, which exists
+			// already: still a new patient, so created.
+			shoulder := testRecord(t, "shoulder")
+			shoulder["care"] = map[string]any{"gpPractice": map[string]any{"ods": "B86001", "name": "Church Lane Surgery"}}
+			status, out, raw = postRecords(t, gw, shoulder, badNHS, unknown)
 			if status != 200 || statusList(out) != "created,rejected,rejected" {
 				t.Fatalf("mixed batch: %d %s", status, raw)
 			}

@@ -177,10 +177,10 @@ func (in *Ingester) store(ctx context.Context, r *mapping.Record) Outcome {
 	}
 	out.Resources = append(stored, defs...)
 	out.Status = Unchanged
-	for i, s := range stored {
+	for _, s := range stored {
 		switch {
-		case s.Status == Created && i == 0:
-			out.Status = Created // the Patient, the first entry
+		case s.Type == "Patient" && s.Status == Created:
+			out.Status = Created
 		case s.Status != Unchanged && out.Status == Unchanged:
 			out.Status = Updated
 		}
