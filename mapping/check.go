@@ -282,6 +282,22 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 			c.professional(aa+".with", a.With)
 		}
 	}
+	for i, v := range e.Services {
+		va := fmt.Sprintf("%s.services[%d]", at, i)
+		c.required(va+".id", v.ID)
+		c.id(va+".id", v.ID)
+		c.unique(ids, va+".id", "service", v.ID)
+		c.oneOf(va+".kind", v.Kind, true, "pre-assessment", "surgery", "follow-up", "physiotherapy", "other")
+		c.oneOf(va+".setting", v.Setting, true, "inpatient", "outpatient", "virtual", "home")
+		c.date(va+".start", v.Start, true)
+		c.date(va+".end", v.End, false)
+		if v.End != "" && v.Start != "" && v.End < v.Start {
+			c.fail(va+".end", "the service ends (%s) before it starts (%s)", v.End, v.Start)
+		}
+		if v.Provider != nil {
+			c.organisation(va+".provider", v.Provider)
+		}
+	}
 	for i, r := range e.Referrals {
 		ra := fmt.Sprintf("%s.referrals[%d]", at, i)
 		c.required(ra+".id", r.ID)

@@ -156,6 +156,7 @@ type Episode struct {
 	Procedures   []Procedure   `json:"procedures,omitempty"`
 	Appointments []Appointment `json:"appointments,omitempty"`
 	Referrals    []Referral    `json:"referrals,omitempty"`
+	Services     []Service     `json:"services,omitempty"`
 	Responses    []Response    `json:"responses,omitempty"`
 	Aspirations  []Aspiration  `json:"aspirations,omitempty"`
 }
@@ -226,6 +227,22 @@ type Appointment struct {
 	Status string `json:"status"`
 	// With is the professional the appointment is with.
 	With *Professional `json:"with,omitempty"`
+}
+
+// Service is a service the patient accessed: a hospital stay, a clinic
+// visit, a course of physiotherapy, a remote consultation.
+type Service struct {
+	ID string `json:"id"`
+	// Kind is pre-assessment, surgery, follow-up, physiotherapy or other.
+	Kind string `json:"kind"`
+	// Setting is inpatient, outpatient, virtual or home.
+	Setting string `json:"setting"`
+	// Start and End bound it (YYYY-MM-DD or RFC 3339); End empty while it
+	// goes on.
+	Start string `json:"start"`
+	End   string `json:"end,omitempty"`
+	// Provider is the organisation that gave it (ODS code).
+	Provider *Organisation `json:"provider,omitempty"`
 }
 
 // Referral is a request for a service (to an orthopaedic team,

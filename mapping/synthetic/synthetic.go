@@ -165,6 +165,8 @@ func (g *Generator) Next() *mapping.Record {
 	ep := mapping.Episode{ID: eid, Joint: joint, Side: side, Start: date(start), Hospital: &hospital, SiteCode: hospital.ODS + "-PROMS",
 		Condition:  mapping.Condition{Type: g.pick([]string{"osteoarthritis", "osteoarthritis", "osteoarthritis", "rheumatoid-arthritis", "avascular-necrosis"}), SymptomMonths: &months, PreviousSurgery: ptr(g.rnd.IntN(10) == 0), Recorded: date(start)},
 		Procedures: []mapping.Procedure{proc},
+		Services: []mapping.Service{{ID: fmt.Sprintf("svc-%07d", n), Kind: "surgery", Setting: "inpatient",
+			Start: date(op), End: date(op.AddDate(0, 0, 1+g.rnd.IntN(4))), Provider: &hospital}},
 	}
 	if joint == "shoulder" && ep.Condition.Type == "avascular-necrosis" {
 		ep.Condition.Type = "cuff-tear-arthropathy"

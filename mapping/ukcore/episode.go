@@ -104,6 +104,11 @@ func (b *builder) episode(e *mapping.Episode) error {
 			return err
 		}
 	}
+	for i := range e.Services {
+		if err := b.service(ctx, &e.Services[i]); err != nil {
+			return err
+		}
+	}
 	if err := b.responses(ctx); err != nil {
 		return err
 	}
@@ -283,6 +288,44 @@ func (b *builder) appointment(ctx *episodeContext, a *mapping.Appointment) error
 		appt.CancelationReason = ccText("Cancelled (recorded by the PROMs platform)")
 	}
 	_, err := b.put("Appointment", aid, appt)
+	return err
+}
+
+// encounterClass is the v3 ActCode class of each setting (R4 Encounter.class,
+// extensible binding to v3 ActEncounterCode).
+var encounterClass = map[string]fhir.Coding{
+	"inpatient":  coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "IMP", "inpatient encounter"),
+	"outpatient": coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "AMB", "ambulatory"),
+	"virtual":    coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "VR", "virtual"),
+	"home":       coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", "HH", "home health"),
+}
+
+// service is a service the patient accessed, as an Encounter (UK Core
+// Encounter) of the episode.
+func (b *builder) service(ctx *episodeContext, v *mapping.Service) error {
+	id := b.localID("encounter", v.ID)
+	enc := fhir.Encounter{
+		Meta:            profile("UKCore-Encounter"),
+		Identifier:      []fhir.Identifier{id},
+		Status:          fhir.EncounterStatusFinished,
+		Class:           encounterClass[v.Setting],
+		ServiceType:     ccText(serviceText[v.Kind]),
+		Subject:         b.patientRef(),
+		EpisodeOfCare:   []fhir.Reference{ctx.episode},
+		Period:          &fhir.Period{Start: str(v.Start), End: strOrNil(v.End)},
+		ReasonReference: []fhir.Reference{ctx.condition},
+	}
+	if v.End == "" {
+		enc.Status = fhir.EncounterStatusInProgress
+	}
+	if v.Provider != nil {
+		ref, err := b.organisation(v.Provider)
+		if err != nil {
+			return err
+		}
+		enc.ServiceProvider = &ref
+	}
+	_, err := b.put("Encounter", id, enc)
 	return err
 }
 
