@@ -90,20 +90,45 @@ func Map(r *mapping.Record) (*Mapped, error) {
 	if err := b.record(); err != nil {
 		return nil, fmt.Errorf("map record %s: %w", r.Source.Record, err)
 	}
-	bundle := fhir.Bundle{Type: fhir.BundleTypeTransaction, Entry: b.entries}
-	raw, err := json.Marshal(bundle)
-	if err != nil {
-		return nil, fmt.Errorf("map record %s: %w", r.Source.Record, err)
-	}
-	m := &Mapped{Bundle: raw, Entries: b.meta}
+	m := &Mapped{Bundle: transaction(b.entries), Entries: b.meta}
 	if len(b.defs) > 0 {
-		if m.Definitions, err = json.Marshal(fhir.Bundle{Type: fhir.BundleTypeTransaction, Entry: b.defs}); err != nil {
-			return nil, fmt.Errorf("map record %s: %w", r.Source.Record, err)
-		}
+		m.Definitions = transaction(b.defs)
 		sum := sha256.Sum256(m.Definitions)
 		m.DefinitionsKey = hex.EncodeToString(sum[:])
 	}
 	return m, nil
+}
+
+// transaction writes a transaction Bundle of entries, as json.Marshal of
+// the samply Bundle would, but without validating and compacting again
+// every resource json.Marshal already wrote (a tenth of the import's CPU).
+func transaction(entries []fhir.BundleEntry) []byte {
+	n := 64
+	for _, e := range entries {
+		n += len(e.Resource) + 256
+	}
+	out := make([]byte, 0, n)
+	out = append(out, `{"type":"transaction","entry":[`...)
+	for i, e := range entries {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"fullUrl":`...)
+		out = appendString(out, *e.FullUrl)
+		out = append(out, `,"resource":`...)
+		out = append(out, e.Resource...)
+		out = append(out, `,"request":{"method":`...)
+		out = appendString(out, e.Request.Method.Code())
+		out = append(out, `,"url":`...)
+		out = appendString(out, e.Request.Url)
+		out = append(out, `}}`...)
+	}
+	return append(out, `],"resourceType":"Bundle"}`...)
+}
+
+func appendString(out []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(out, q...)
 }
 
 func (b *builder) record() error {
