@@ -99,6 +99,13 @@ type Request struct {
 	checked   []byte
 	checkedID string
 	index     []search.Row
+	// criteriaLocked says the transaction already holds the lock on this
+	// conditional update's criteria; matched, when matchedSet, are the ids
+	// its criteria matched, looked up with the transaction's other entries
+	// (resolveIdentities).
+	criteriaLocked bool
+	matched        []string
+	matchedSet     bool
 	// generatedID says the id of a conditional update was generated because
 	// nothing matched: the resource is new.
 	generatedID bool

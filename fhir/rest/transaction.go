@@ -347,6 +347,9 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 // create and conditional update will have, so references between entries
 // can be rewritten (R4 3.1.0.11.2). It returns fullUrl -> Type/id.
 func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans []*planned) (map[string]string, error) {
+	if err := s.lookupConditionals(ctx, tx, plans); err != nil {
+		return nil, err
+	}
 	refs := map[string]string{}
 	targets := map[string]int{}
 	for _, p := range plans {
@@ -391,6 +394,72 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans [
 		}
 	}
 	return refs, nil
+}
+
+// lookupConditionals prepares a transaction's conditional updates together:
+// it locks all their criteria in one call (in sorted order, so two such
+// transactions cannot deadlock on them), and looks up at once those whose
+// criteria are a single token with system and code (an identifier, the
+// common case), instead of one search per entry.
+func (s *Server) lookupConditionals(ctx context.Context, db store.Reader, plans []*planned) error {
+	tx, ok := db.(store.Tx)
+	if !ok {
+		return nil
+	}
+	var keys []string
+	var batch []store.TokenMatch
+	var owners []*planned
+	for _, p := range plans {
+		if p.req.Method != http.MethodPut || p.req.ID != "" || p.req.assignedID != "" || p.route.level != typeLevel {
+			continue
+		}
+		keys = append(keys, p.req.Type+"?"+p.req.Query.Encode())
+		if m, ok := s.tokenCriterion(ctx, p.req.Type, p.req.Query); ok {
+			batch = append(batch, m)
+			owners = append(owners, p)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := tx.LockCriteria(ctx, keys...); err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if p.req.Method == http.MethodPut && p.req.ID == "" {
+			p.req.criteriaLocked = true
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	found, err := tx.MatchTokens(ctx, batch)
+	if err != nil {
+		return err
+	}
+	for i, p := range owners {
+		p.req.matched, p.req.matchedSet = found[i], true
+	}
+	return nil
+}
+
+// tokenCriterion reads criteria that are exactly one token parameter with
+// a system and a code and nothing else ("identifier=system|value"), with
+// the value in index form. Anything else is left to matchQuery.
+func (s *Server) tokenCriterion(ctx context.Context, typ string, q url.Values) (store.TokenMatch, bool) {
+	sq, err := s.parseSearch(ctx, typ, q, true)
+	if err != nil || len(sq.Where) != 1 {
+		return store.TokenMatch{}, false
+	}
+	c := sq.Where[0]
+	if c.Type != "token" || c.Modifier != "" || c.Missing != nil || c.Next != nil || len(c.Values) != 1 || strings.HasPrefix(c.Code, "_") {
+		return store.TokenMatch{}, false
+	}
+	v := c.Values[0]
+	if !v.HasSystem || v.System == "" || v.Code == "" || v.Text != "" || v.Second != nil {
+		return store.TokenMatch{}, false
+	}
+	return store.TokenMatch{Type: typ, Param: c.Code, System: v.System, Code: v.Code}, true
 }
 
 // rewriteReferences points references at the identities the transaction

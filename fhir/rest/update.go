@@ -83,12 +83,17 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 	if r.assignedID != "" {
 		return r.assignedID, nil
 	}
-	if err := lockCriteria(ctx, db, r.Type, r.Query); err != nil {
-		return "", err
+	if !r.criteriaLocked {
+		if err := lockCriteria(ctx, db, r.Type, r.Query); err != nil {
+			return "", err
+		}
 	}
-	ids, err := s.matchQuery(ctx, db, r.Type, r.Query, 2)
-	if err != nil {
-		return "", err
+	ids := r.matched
+	if !r.matchedSet {
+		var err error
+		if ids, err = s.matchQuery(ctx, db, r.Type, r.Query, 2); err != nil {
+			return "", err
+		}
 	}
 	switch len(ids) {
 	case 0:

@@ -63,6 +63,11 @@ type Write struct {
 	Index []search.Row
 }
 
+// TokenMatch is one token criterion of MatchTokens.
+type TokenMatch struct {
+	Type, Param, System, Code string
+}
+
 // SearchResult is one page of a search.
 type SearchResult struct {
 	Matches []*Resource
@@ -108,6 +113,13 @@ type Reader interface {
 	// Search returns one page of the live resources that meet q, in q's
 	// order (R4 3.1.1), with the cursor of the next page.
 	Search(ctx context.Context, q *search.Query) (*SearchResult, error)
+	// MatchTokens looks many token criteria up at once, as the conditional
+	// entries of a transaction need: for each, the ids of the live
+	// resources of its Type whose index rows for Param hold exactly System
+	// and Code, the semantics of a search for "Param=System|Code" (R4
+	// 3.1.1.4.4). System and Code are in index form (blinded where the
+	// parameter is).
+	MatchTokens(ctx context.Context, criteria []TokenMatch) ([][]string, error)
 	// Include returns the resources that the _include and _revinclude of q
 	// reach from matches (R4 3.1.1.5.6), without duplicates of matches.
 	Include(ctx context.Context, q *search.Query, matches []*Resource) ([]*Resource, error)
@@ -124,13 +136,14 @@ type Tx interface {
 	// returns nil, nil when there was nothing live to delete (delete is
 	// idempotent). ifMatch works as in Write.
 	Delete(ctx context.Context, typ, id, method string, ifMatch int64) (*Resource, error)
-	// LockCriteria holds, until the transaction ends, a lock on key: the
-	// search criteria of a conditional create or update. Two transactions
-	// that decide on the same criteria (no match, so create) therefore run
-	// one after the other and cannot both create (R4 3.1.0.8-9 expect at
-	// most one match afterwards). A deadlock between such locks is a
+	// LockCriteria holds, until the transaction ends, a lock on each key:
+	// the search criteria of a conditional create or update. Two
+	// transactions that decide on the same criteria (no match, so create)
+	// therefore run one after the other and cannot both create (R4
+	// 3.1.0.8-9 expect at most one match afterwards). Keys locked in one
+	// call are locked in sorted order; a deadlock between calls is a
 	// retryable failure of InTx.
-	LockCriteria(ctx context.Context, key string) error
+	LockCriteria(ctx context.Context, keys ...string) error
 }
 
 // Store is the resource store.

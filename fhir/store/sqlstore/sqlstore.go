@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,7 +377,7 @@ const (
 	sqlLock = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 0, 1)
 		ON CONFLICT (type, id) DO UPDATE SET version = resource_current.version
 		RETURNING version, deleted`
-	sqlLockCriteria = `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`
+	sqlLockCriteria = `SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(?::text[]) AS k`
 	sqlSetCurrent   = `UPDATE resource_current SET version = ?, deleted = ? WHERE type = ? AND id = ?`
 	sqlNewCurrent   = `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`
 	sqlRecord       = `INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
@@ -555,12 +557,18 @@ func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted b
 // advisory lock on a 64-bit hash of key (a collision only serialises two
 // unrelated writes); on SQLite the write lock taken at BEGIN IMMEDIATE
 // already serialises every writing transaction.
-func (t *tx) LockCriteria(ctx context.Context, key string) error {
-	if t.s.d.name != "postgres" {
+func (t *tx) LockCriteria(ctx context.Context, keys ...string) error {
+	if t.s.d.name != "postgres" || len(keys) == 0 {
 		return nil
 	}
-	if err := t.exec(ctx, sqlLockCriteria, key); err != nil {
-		return fmt.Errorf("lock criteria %q: %w", key, err)
+	sorted := append([]string(nil), keys...)
+	sort.Strings(sorted)
+	sorted = slices.Compact(sorted)
+	// unnest returns the array's elements in order, so the locks are taken
+	// in sorted order: two transactions locking overlapping sets in one call
+	// each cannot deadlock.
+	if err := t.exec(ctx, sqlLockCriteria, sorted); err != nil {
+		return fmt.Errorf("lock criteria %q: %w", sorted, err)
 	}
 	return nil
 }

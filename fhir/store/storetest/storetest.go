@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MustExistAndMustNotExist", testExistence},
 		{"DeleteIsAVersion", testDelete},
 		{"Search", testSearch},
+		{"MatchTokens", testMatchTokens},
 		{"SearchPaging", testSearchPaging},
 		{"SearchChains", testChains},
 		{"Reindex", testReindex},
@@ -735,5 +736,45 @@ func testReindex(t *testing.T, s store.Store) {
 	}
 	if got := ids(t, s, "Patient", "family=reindexed449"); fmt.Sprint(got) != "[r449]" {
 		t.Errorf("after reindex: %v", got)
+	}
+}
+
+// MatchTokens answers each criterion as a search for system|code would:
+// exact system and code, live resources of the type only.
+func testMatchTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	obs := func(id, value string) []byte {
+		return fmt.Appendf(nil, `{"resourceType":"Observation","id":%q,"identifier":[{"system":"urn:s","value":%q}],"status":"final","code":{"text":"x"}}`, id, value)
+	}
+	put(t, s, store.Write{Type: "Observation", ID: "o1", Body: obs("o1", "a"), Method: "PUT"})
+	put(t, s, store.Write{Type: "Observation", ID: "o2", Body: obs("o2", "b"), Method: "PUT"})
+	put(t, s, store.Write{Type: "Observation", ID: "o3", Body: obs("o3", "b"), Method: "PUT"})
+	put(t, s, store.Write{Type: "Observation", ID: "gone", Body: obs("gone", "c"), Method: "PUT"})
+	if err := s.InTx(ctx, func(tx store.Tx) error { _, err := tx.Delete(ctx, "Observation", "gone", "DELETE", 0); return err }); err != nil {
+		t.Fatal(err)
+	}
+	criteria := []store.TokenMatch{
+		{Type: "Observation", Param: "identifier", System: "urn:s", Code: "a"},
+		{Type: "Observation", Param: "identifier", System: "urn:s", Code: "b"},
+		{Type: "Observation", Param: "identifier", System: "urn:other", Code: "a"},
+		{Type: "Observation", Param: "identifier", System: "urn:s", Code: "c"},
+		{Type: "Patient", Param: "identifier", System: "urn:s", Code: "a"},
+	}
+	want := [][]string{{"o1"}, {"o2", "o3"}, nil, nil, nil}
+	var got [][]string
+	err := s.InTx(ctx, func(tx store.Tx) (err error) {
+		if err := tx.LockCriteria(ctx, "Observation?identifier=urn:s|a", "Observation?identifier=urn:s|b", "Observation?identifier=urn:s|a"); err != nil {
+			return err
+		}
+		got, err = tx.MatchTokens(ctx, criteria)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+			t.Errorf("criterion %+v: %v; want %v", criteria[i], got[i], want[i])
+		}
 	}
 }
