@@ -100,8 +100,7 @@ func Check(r *Record, now time.Time) error {
 	}
 	for i, ch := range r.Children {
 		at := fmt.Sprintf("children[%d]", i)
-		c.required(at+".id", ch.ID)
-		c.unique(ids, at+".id", "child", ch.ID)
+		c.ident(ids, at+".id", "child", ch.ID)
 		c.date(at+".birthDate", ch.BirthDate, true)
 		c.oneOf(at+".gender", ch.Gender, false, "male", "female", "other", "unknown")
 	}
@@ -203,9 +202,7 @@ var (
 )
 
 func (c *checker) episode(at string, e *Episode, birth string, ids map[string]string) {
-	c.required(at+".id", e.ID)
-	c.id(at+".id", e.ID)
-	c.unique(ids, at+".id", "episode", e.ID)
+	c.ident(ids, at+".id", "episode", e.ID)
 	c.oneOf(at+".joint", e.Joint, true, "hip", "knee", "shoulder")
 	c.oneOf(at+".side", e.Side, true, "left", "right", "bilateral")
 	c.oneOf(at+".condition.type", e.Condition.Type, true, ConditionTypes...)
@@ -225,9 +222,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	for i := range e.Procedures {
 		p := &e.Procedures[i]
 		pa := fmt.Sprintf("%s.procedures[%d]", at, i)
-		c.required(pa+".id", p.ID)
-		c.id(pa+".id", p.ID)
-		c.unique(ids, pa+".id", "procedure", p.ID)
+		c.ident(ids, pa+".id", "procedure", p.ID)
 		c.oneOf(pa+".kind", p.Kind, true, "primary", "revision")
 		types := []string{"total", "hemi", "resurfacing", "unicompartmental"}
 		if e.Joint == "shoulder" {
@@ -267,9 +262,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	}
 	for i, a := range e.Appointments {
 		aa := fmt.Sprintf("%s.appointments[%d]", at, i)
-		c.required(aa+".id", a.ID)
-		c.id(aa+".id", a.ID)
-		c.unique(ids, aa+".id", "appointment", a.ID)
+		c.ident(ids, aa+".id", "appointment", a.ID)
 		c.oneOf(aa+".service", a.Service, true, "pre-assessment", "surgery", "follow-up", "physiotherapy", "other")
 		c.oneOf(aa+".status", a.Status, true, "booked", "fulfilled", "cancelled", "noshow")
 		if _, err := time.Parse(time.RFC3339, a.Start); err != nil {
@@ -284,9 +277,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	}
 	for i, v := range e.Services {
 		va := fmt.Sprintf("%s.services[%d]", at, i)
-		c.required(va+".id", v.ID)
-		c.id(va+".id", v.ID)
-		c.unique(ids, va+".id", "service", v.ID)
+		c.ident(ids, va+".id", "service", v.ID)
 		c.oneOf(va+".kind", v.Kind, true, "pre-assessment", "surgery", "follow-up", "physiotherapy", "other")
 		c.oneOf(va+".setting", v.Setting, true, "inpatient", "outpatient", "virtual", "home")
 		c.date(va+".start", v.Start, true)
@@ -300,9 +291,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	}
 	for i, r := range e.Referrals {
 		ra := fmt.Sprintf("%s.referrals[%d]", at, i)
-		c.required(ra+".id", r.ID)
-		c.id(ra+".id", r.ID)
-		c.unique(ids, ra+".id", "referral", r.ID)
+		c.ident(ids, ra+".id", "referral", r.ID)
 		c.oneOf(ra+".service", r.Service, true, "orthopaedics", "physiotherapy", "pain-clinic", "other")
 		c.oneOf(ra+".status", r.Status, true, "active", "completed", "revoked")
 		c.date(ra+".date", r.Date, true)
@@ -316,9 +305,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	for i := range e.Responses {
 		r := &e.Responses[i]
 		ra := fmt.Sprintf("%s.responses[%d]", at, i)
-		c.required(ra+".id", r.ID)
-		c.id(ra+".id", r.ID)
-		c.unique(ids, ra+".id", "response", r.ID)
+		c.ident(ids, ra+".id", "response", r.ID)
 		c.oneOf(ra+".timepoint", r.Timepoint, true, "pre-op", "post-op-6m", "post-op-12m", "other")
 		c.date(ra+".completed", r.Completed, true)
 		in, err := proms.Lookup(r.Instrument, r.Version)
@@ -335,9 +322,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	}
 	for i, a := range e.Aspirations {
 		aa := fmt.Sprintf("%s.aspirations[%d]", at, i)
-		c.required(aa+".id", a.ID)
-		c.id(aa+".id", a.ID)
-		c.unique(ids, aa+".id", "aspiration", a.ID)
+		c.ident(ids, aa+".id", "aspiration", a.ID)
 		c.required(aa+".text", a.Text)
 		c.date(aa+".set", a.Set, true)
 		for j, p := range a.Progress {
@@ -353,6 +338,14 @@ var joints = map[string]string{"oxford-hip": "hip", "oxford-knee": "knee", "oxfo
 
 // ConditionTypes are the diagnoses an episode may be for.
 var ConditionTypes = []string{"osteoarthritis", "rheumatoid-arthritis", "avascular-necrosis", "fracture", "cuff-tear-arthropathy", "failed-replacement", "other"}
+
+// ident checks one of the record's own ids: present, usable as an
+// identifier value, and not used twice for the same kind.
+func (c *checker) ident(seen map[string]string, field, kind, id string) {
+	c.required(field, id)
+	c.id(field, id)
+	c.unique(seen, field, kind, id)
+}
 
 func (c *checker) required(field, v string) {
 	if strings.TrimSpace(v) == "" {

@@ -31,20 +31,11 @@ func TestImportResumes(t *testing.T) {
 			if err := run(context.Background(), []string{"generate", "-patients", "40", "-seed", "9", "-invalid", "0.2", "-format", format, "-out", file}, env(nil), &out, io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			ks, err := devkeystore.Open(filepath.Join(dir, "keys.json"), false, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st, err := sqlstore.Open(context.Background(), filepath.Join(dir, "gw.db"), vault.NewEnvelope(ks))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			api := rest.NewServer(rest.DefaultConfig(), st, ks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			api := newAPI(t, filepath.Join(dir, "gw.db"))
 			in := ingest.New(committer(api))
 
 			ctx, stop := context.WithCancel(context.Background())
-			_, err = in.ImportFiles(ctx, file, func(p ingest.Progress) {
+			_, err := in.ImportFiles(ctx, file, func(p ingest.Progress) {
 				if p.Done >= 15 {
 					stop()
 				}
@@ -66,7 +57,7 @@ func TestImportResumes(t *testing.T) {
 			if valid+counts[ingest.Rejected] != 40 || counts[ingest.Rejected] == 0 {
 				t.Errorf("counts %v", counts)
 			}
-			patients := total(t, startAPI(t, st, api), "Patient?_count=0")
+			patients := total(t, startAPI(t, api), "Patient?_count=0")
 			if int(patients) != valid {
 				t.Errorf("%v patients stored for %d valid records", patients, valid)
 			}
@@ -92,9 +83,25 @@ func TestImportResumes(t *testing.T) {
 	}
 }
 
+// newAPI is the FHIR API over a real store at dsn with a development
+// keystore and encryption at rest, without HTTP, as gateway import uses it.
+func newAPI(t testing.TB, dsn string) *rest.Server {
+	t.Helper()
+	ks, err := devkeystore.Open(filepath.Join(t.TempDir(), "keys.json"), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlstore.Open(context.Background(), dsn, vault.NewEnvelope(ks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return rest.NewServer(rest.DefaultConfig(), st, ks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+}
+
 // startAPI serves api over HTTP on loopback for the test and returns its
 // base URL (without /fhir).
-func startAPI(t *testing.T, _ any, api *rest.Server) string {
+func startAPI(t *testing.T, api *rest.Server) string {
 	t.Helper()
 	srv := httptest.NewServer(api.Handler(nil))
 	t.Cleanup(srv.Close)

@@ -3,21 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/promsgateway/gateway/fhir/rest"
-	"github.com/promsgateway/gateway/fhir/store/sqlstore"
 	"github.com/promsgateway/gateway/fhir/store/storetest"
 	"github.com/promsgateway/gateway/mapping/ingest"
 	"github.com/promsgateway/gateway/mapping/synthetic"
-	"github.com/promsgateway/gateway/vault"
-	"github.com/promsgateway/gateway/vault/devkeystore"
 )
 
 // BenchmarkIngest measures map + validate + store of synthetic records
@@ -31,16 +25,7 @@ func BenchmarkIngest(b *testing.B) {
 			if engine == "postgres" {
 				dsn = storetest.PostgresDSN(b)
 			}
-			ks, err := devkeystore.Open(filepath.Join(b.TempDir(), "keys.json"), false, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			st, err := sqlstore.Open(context.Background(), dsn, vault.NewEnvelope(ks))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			api := rest.NewServer(rest.DefaultConfig(), st, ks, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			api := newAPI(b, dsn)
 			in := ingest.New(committer(api))
 			if w, err := strconv.Atoi(os.Getenv("BENCH_WORKERS")); err == nil {
 				in.Workers = w
