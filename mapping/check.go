@@ -268,8 +268,12 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 		if _, err := time.Parse(time.RFC3339, a.Start); err != nil {
 			c.fail(aa+".start", "%q is not an RFC 3339 date and time", a.Start)
 		}
-		if a.Minutes < 0 || a.Minutes > 24*60 {
+		switch {
+		case a.Minutes < 0 || a.Minutes > 24*60:
 			c.fail(aa+".minutes", "%d minutes is not plausible", a.Minutes)
+		case a.Minutes == 0 && a.Status != "cancelled":
+			// R4 app-3: only a cancelled (or proposed) appointment may lack an end.
+			c.fail(aa+".minutes", "is required for a %s appointment (its end is its start plus minutes)", a.Status)
 		}
 		if a.With != nil {
 			c.professional(aa+".with", a.With)

@@ -57,6 +57,9 @@ func TestCheck(t *testing.T) {
 		{"bad GMC number", func(r *Record) {
 			r.Care.Providers = []Professional{{Role: "consultant", Register: "gmc", Number: "12"}}
 		}, "care.providers[0].number", "7 digits"},
+		{"booked appointment without a length", func(r *Record) {
+			r.Episodes[0].Appointments = []Appointment{{ID: "a1", Service: "follow-up", Start: "2026-05-01T10:00:00Z", Status: "booked"}}
+		}, "episodes[0].appointments[0].minutes", "is required for a booked"},
 		{"bad postcode", func(r *Record) { r.Patient.Address = &Address{Postcode: "12345"} }, "patient.address.postcode", "UK postcode"},
 		{"EQ-VAS out of range", func(r *Record) {
 			r.Episodes[0].Responses[0].Instrument, r.Episodes[0].Responses[0].Answers = "eq5d-5l", map[string][]string{"vas": {"101"}}

@@ -127,8 +127,9 @@ type Response struct {
 	Location bool
 	// Outcome, for writes, is what Prefer: return=OperationOutcome returns.
 	Outcome []byte
-	// Unchanged marks an update that wrote nothing because the resource was
-	// already as sent (only with Request.skipUnchanged).
+	// Unchanged marks a write that wrote nothing: an update of a resource
+	// already as sent (only with Request.skipUnchanged), or a conditional
+	// create in a transaction that matched.
 	Unchanged bool
 }
 

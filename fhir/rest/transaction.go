@@ -514,7 +514,8 @@ func (s *Server) rewriteReferences(ctx context.Context, tx store.Reader, body []
 // runEntry runs one planned entry inside tx.
 func (s *Server) runEntry(ctx context.Context, tx store.Tx, p *planned) (*Response, error) {
 	if p.existing != nil {
-		return &Response{Status: http.StatusOK, Resource: p.existing}, nil
+		// A conditional create that matched: nothing is written.
+		return &Response{Status: http.StatusOK, Resource: p.existing, Unchanged: true}, nil
 	}
 	var resp *Response
 	var err error

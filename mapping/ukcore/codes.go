@@ -21,6 +21,10 @@ const (
 	extMaxValue               = "http://hl7.org/fhir/StructureDefinition/maxValue"
 	extConditionBodyStructure = "http://hl7.org/fhir/6.0/StructureDefinition/extension-Condition.bodyStructure"
 	extProcedureBodyStructure = "http://hl7.org/fhir/StructureDefinition/procedure-targetBodyStructure"
+	// extObservationBodyStructure is UK Core's Extension-UKCore-ObservationBodyStructure
+	// (the R5 element as a backport extension).
+	extObservationBodyStructure = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.bodyStructure"
+	extWorkflowEpisode          = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
 )
 
 func sct(code, display string) fhir.Coding { return coding(csSNOMED, code, display) }
@@ -49,7 +53,7 @@ var lateralityCodes = map[string]fhir.Coding{
 	"bilateral": sct("51440002", "Right and left"),
 }
 
-var sideText = map[string]string{"left": "Left", "right": "Right", "bilateral": "Both sides,"}
+var sideText = map[string]string{"left": "Left", "right": "Right", "bilateral": "Left and right"}
 
 var jointText = map[string]string{"hip": "Hip", "knee": "Knee", "shoulder": "Shoulder"}
 
@@ -123,7 +127,9 @@ var anaestheticText = map[string]string{
 	"local": "local", "sedation": "sedation",
 }
 
-var codeImplanted = fhir.Coding{System: str("http://hl7.org/fhir/device-action"), Code: str("implanted"), Display: str("Implanted")}
+// codeImplanted is Procedure.focalDevice.action (R4 binds it to SNOMED
+// procedure device action codes).
+var codeImplanted = sct("129336009", "Implantation - action")
 
 var codeReferral = sct("3457005", "Patient referral")
 

@@ -2,6 +2,7 @@ package ukcore
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	fhir "github.com/samply/golang-fhir-models/fhir-models/fhir"
@@ -56,6 +57,12 @@ func (b *builder) episode(e *mapping.Episode) error {
 			text = "Previous surgery on this joint."
 		}
 		cond.Note = append(cond.Note, fhir.Annotation{Text: text})
+	}
+	if e.End != "" {
+		// The pathway is over: the joint was treated (con-4 allows an
+		// abatement only with an inactive, resolved or remission status).
+		cond.ClinicalStatus = cc(coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "resolved", "Resolved"))
+		cond.AbatementDateTime = str(e.End)
 	}
 	condRef, err := b.put("Condition", cid, cond)
 	if err != nil {
@@ -134,7 +141,7 @@ type episodeContext struct {
 // bodyStructure is the joint and side (UK Core BodyStructure: location
 // and locationQualifier), one per episode or procedure that names it.
 func (b *builder) bodyStructure(owner, joint, side string) (fhir.Reference, error) {
-	id := b.localID("body-structure", owner)
+	id := b.derivedID("body-structure", owner)
 	bs := fhir.BodyStructure{
 		Meta:              profile("UKCore-BodyStructure"),
 		Identifier:        []fhir.Identifier{id},
@@ -197,7 +204,7 @@ func (b *builder) procedure(ctx *episodeContext, p *mapping.Procedure) error {
 	}
 	var devices []fhir.ProcedureFocalDevice
 	for i, im := range p.Implants {
-		did := b.localID("device", fmt.Sprintf("%s-%d", p.ID, i+1))
+		did := b.derivedID("device", p.ID, strconv.Itoa(i+1))
 		dev := fhir.Device{
 			Meta:         profile("UKCore-Device"),
 			Identifier:   []fhir.Identifier{did},
@@ -221,7 +228,7 @@ func (b *builder) procedure(ctx *episodeContext, p *mapping.Procedure) error {
 		return err
 	}
 	if p.ASA != 0 {
-		oid := b.localID("observation", p.ID+"-asa")
+		oid := b.derivedID("observation", p.ID, "asa")
 		obs := fhir.Observation{
 			Meta: profile("UKCore-Observation"), Identifier: []fhir.Identifier{oid},
 			Status: fhir.ObservationStatusFinal, Code: codeASA,
@@ -236,7 +243,7 @@ func (b *builder) procedure(ctx *episodeContext, p *mapping.Procedure) error {
 		}
 	}
 	if p.BMI != nil {
-		oid := b.localID("observation", p.ID+"-bmi")
+		oid := b.derivedID("observation", p.ID, "bmi")
 		obs := vitalSign("UKCore-Observation-VitalSigns-BMI", codeBMI, b.patientRef(), p.Date, quantity(*p.BMI, "kg/m2"))
 		obs.Identifier = []fhir.Identifier{oid}
 		obs.PartOf = []fhir.Reference{procRef}
@@ -269,13 +276,17 @@ func (b *builder) appointment(ctx *episodeContext, a *mapping.Appointment) error
 		Status:          appointmentStatus[a.Status],
 		ServiceType:     []fhir.CodeableConcept{*ccText(serviceText[a.Service])},
 		ReasonReference: []fhir.Reference{ctx.condition},
-		Start:           str(a.Start),
 		Participant: []fhir.AppointmentParticipant{{Actor: b.patientRef(),
 			Status: fhir.ParticipationStatusAccepted}},
 	}
 	if a.Minutes > 0 {
+		appt.Start = str(a.Start)
 		appt.MinutesDuration = ptr(a.Minutes)
 		appt.End = str(addMinutes(a.Start, a.Minutes))
+	} else {
+		// A cancelled appointment of unknown length: start and end come in
+		// pairs (app-2), so the time it was for is the requested period.
+		appt.RequestedPeriod = []fhir.Period{{Start: str(a.Start)}}
 	}
 	if a.With != nil {
 		ref, err := b.practitioner(a.With)

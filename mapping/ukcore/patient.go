@@ -150,7 +150,7 @@ func (b *builder) socialHistory() error {
 		} else {
 			obs.ValueString = str(f.value)
 		}
-		id := b.localID("observation", b.rec.Patient.ID+"-"+f.key)
+		id := b.derivedID("observation", b.rec.Patient.ID, f.key)
 		obs.Identifier = []fhir.Identifier{id}
 		if _, err := b.put("Observation", id, obs); err != nil {
 			return err
@@ -198,7 +198,7 @@ func (b *builder) practitioner(p *mapping.Professional) (fhir.Reference, error) 
 	if err != nil {
 		return oref, err
 	}
-	rid := b.localID("practitioner-role", p.Register+"-"+p.Number+"-"+p.Organisation.ODS+"-"+p.Role)
+	rid := b.derivedID("practitioner-role", p.Register, p.Number, p.Organisation.ODS, p.Role)
 	role := fhir.PractitionerRole{
 		Meta: profile("UKCore-PractitionerRole"), Identifier: []fhir.Identifier{rid}, Active: ptr(true),
 		Practitioner: &pref, Organization: &oref,
@@ -222,7 +222,7 @@ func (b *builder) care() error {
 		if len(t.members) == 0 {
 			continue
 		}
-		id := b.localID("care-team", b.rec.Patient.ID+"-"+t.key)
+		id := b.derivedID("care-team", b.rec.Patient.ID, t.key)
 		team := fhir.CareTeam{Meta: profile("UKCore-CareTeam"), Identifier: []fhir.Identifier{id},
 			Status: ptr(fhir.CareTeamStatusActive), Name: str(t.name), Subject: b.patientRef()}
 		for i := range t.members {
@@ -252,7 +252,7 @@ func (b *builder) measurements() error {
 		if m.Kind == "weight" {
 			code, prof, unit = codeBodyWeight, "UKCore-Observation-VitalSigns-BodyWeight", "kg"
 		}
-		id := b.localID("observation", b.rec.Patient.ID+"-"+m.Kind+"-"+m.Date)
+		id := b.derivedID("observation", b.rec.Patient.ID, m.Kind, m.Date)
 		q := quantity(v, unit)
 		if unit == "kg" {
 			q.Unit = str("kilogram") // fixed by UKCore-Observation-VitalSigns-BodyWeight

@@ -26,7 +26,7 @@ func (b *builder) questionnaire(in *proms.Instrument) (string, error) {
 		Url:         str(canonical),
 		Identifier:  []fhir.Identifier{id},
 		Version:     str(in.Version),
-		Name:        str(strings.ReplaceAll(in.Title, " ", "")),
+		Name:        str(computableName(in.Title)),
 		Title:       str(in.Title),
 		Status:      fhir.PublicationStatusActive,
 		SubjectType: []fhir.ResourceType{fhir.ResourceTypePatient},
@@ -106,9 +106,40 @@ func withItems(q fhir.Questionnaire, items []questionnaireItem) (json.RawMessage
 	return append(out, '}'), nil
 }
 
+// computableName is a title as a Questionnaire.name (que-0: a capital and
+// letters, digits or _): "Post-operative outcome" -> "PostOperativeOutcome".
+func computableName(title string) string {
+	var b strings.Builder
+	upper := true
+	for _, r := range title {
+		switch {
+		case r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9':
+			if upper && r >= 'a' && r <= 'z' {
+				r -= 'a' - 'A'
+			}
+			b.WriteRune(r)
+			upper = false
+		default:
+			upper = true
+		}
+	}
+	return b.String()
+}
+
 // answerSystem is the code system of an instrument's answer codes.
 func (b *builder) answerSystem(in *proms.Instrument) string {
 	return b.base + "/CodeSystem/" + in.ID + "-answers"
+}
+
+// episodeExtensions tie a score to its episode (the R4 workflow extension
+// for the EpisodeOfCare) and its joint (the R5 Observation.bodyStructure
+// UK Core adopts), where Observation.focus would wrongly say the score is
+// about the condition rather than the patient.
+func (b *builder) episodeExtensions(ctx *episodeContext) []fhir.Extension {
+	return []fhir.Extension{
+		{Url: extWorkflowEpisode, ValueReference: ptr(ctx.episode)},
+		{Url: extObservationBodyStructure, ValueReference: ptr(ctx.site)},
+	}
 }
 
 // scored is a score Observation, kept for change scores.
@@ -139,6 +170,7 @@ func (b *builder) responses(ctx *episodeContext) error {
 		meta.Tag = []fhir.Coding{b.timepoint(r.Timepoint)}
 		qr := fhir.QuestionnaireResponse{
 			Meta:          meta,
+			Extension:     []fhir.Extension{{Url: extWorkflowEpisode, ValueReference: ptr(ctx.episode)}},
 			Identifier:    &qid,
 			Questionnaire: str(canonical),
 			Status:        fhir.QuestionnaireResponseStatusCompleted,
@@ -238,7 +270,7 @@ func (b *builder) scores(ctx *episodeContext, r *mapping.Response, in *proms.Ins
 		)
 	}
 	for _, s := range list {
-		oid := b.localID("observation", r.ID+"-"+s.kind)
+		oid := b.derivedID("observation", r.ID, s.kind)
 		obs := fhir.Observation{
 			Meta:              profile("UKCore-Observation"),
 			Identifier:        []fhir.Identifier{oid},
@@ -248,8 +280,8 @@ func (b *builder) scores(ctx *episodeContext, r *mapping.Response, in *proms.Ins
 			Subject:           b.patientRef(),
 			EffectiveDateTime: str(r.Completed),
 			DerivedFrom:       []fhir.Reference{qr},
-			Focus:             []fhir.Reference{ctx.condition},
 			BodySite:          ptr(jointSite(ctx.e.Joint, ctx.e.Side)),
+			Extension:         b.episodeExtensions(ctx),
 		}
 		obs.Category = append(obs.Category, *cc(b.timepoint(r.Timepoint)))
 		if s.score.Valid {
@@ -306,7 +338,7 @@ func (b *builder) changeScores(ctx *episodeContext) error {
 		}
 		before := pre[kind]
 		change := proms.Change(before.score, after.score)
-		oid := b.localID("observation", ctx.e.ID+"-"+kind+"-change")
+		oid := b.derivedID("observation", ctx.e.ID, kind, "change")
 		obs := fhir.Observation{
 			Meta:            profile("UKCore-Observation"),
 			Identifier:      []fhir.Identifier{oid},
@@ -338,9 +370,10 @@ func score(v float64) *fhir.Quantity {
 }
 
 // comorbidities adds a Condition (UK Core ConditionCategory co-morbidity)
-// for each condition of the comorbidity list, from the patient's latest
-// answer to it in any episode: "yes" is an unconfirmed (patient-reported)
-// condition, "no" a refuted one, each with the response as evidence.
+// for each condition of the comorbidity list the patient's latest answer in
+// any episode says they have: an unconfirmed (patient-reported) condition
+// with the response as evidence. A "no" makes no Condition: it says a
+// doctor never told the patient, not that the condition was ruled out.
 func (b *builder) comorbidities() error {
 	type answer struct {
 		yes  bool
@@ -366,11 +399,11 @@ func (b *builder) comorbidities() error {
 	}
 	for _, item := range sortedKeys(latest) {
 		a := latest[item]
-		ver := coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "unconfirmed", "Unconfirmed")
 		if !a.yes {
-			ver = coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "refuted", "Refuted")
+			continue
 		}
-		id := b.localID("condition", b.rec.Patient.ID+"-comorbidity-"+item)
+		ver := coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "unconfirmed", "Unconfirmed")
+		id := b.derivedID("condition", b.rec.Patient.ID, "comorbidity", item)
 		c := fhir.Condition{
 			Meta:               profile("UKCore-Condition"),
 			Identifier:         []fhir.Identifier{id},
@@ -382,9 +415,7 @@ func (b *builder) comorbidities() error {
 			Asserter:           b.patientRef(),
 			Evidence:           []fhir.ConditionEvidence{{Detail: []fhir.Reference{{Reference: str(a.qr)}}}},
 		}
-		if a.yes {
-			c.ClinicalStatus = cc(coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"))
-		}
+		c.ClinicalStatus = cc(coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"))
 		if _, err := b.put("Condition", id, c); err != nil {
 			return err
 		}

@@ -121,6 +121,10 @@ func transaction(entries []fhir.BundleEntry) []byte {
 		out = appendString(out, e.Request.Method.Code())
 		out = append(out, `,"url":`...)
 		out = appendString(out, e.Request.Url)
+		if e.Request.IfNoneExist != nil {
+			out = append(out, `,"ifNoneExist":`...)
+			out = appendString(out, *e.Request.IfNoneExist)
+		}
 		out = append(out, `}}`...)
 	}
 	return append(out, `],"resourceType":"Bundle"}`...)
@@ -149,6 +153,20 @@ func (b *builder) localID(kind, value string) fhir.Identifier {
 	return fhir.Identifier{System: str(b.system(kind)), Value: str(value)}
 }
 
+// referenceData are the types many records share; see put.
+var referenceData = map[string]bool{"Organization": true, "Practitioner": true, "PractitionerRole": true, "ResearchStudy": true}
+
+// derivedID identifies a resource the mapping derives (a score, a care
+// team, a consent decision) rather than one the platform names: its value
+// is a digest of the parts that make it unique, so the same record always
+// gives the same identifier, and the identifier, which is searchable and
+// indexed in clear, says nothing of the patient or their condition (a
+// readable "p-1001-comorbidity-diabetes" would).
+func (b *builder) derivedID(kind string, parts ...string) fhir.Identifier {
+	sum := sha256.Sum256([]byte(b.base + "\x00" + kind + "\x00" + strings.Join(parts, "\x00")))
+	return b.localID(kind, "d-"+hex.EncodeToString(sum[:16]))
+}
+
 // put adds res as a conditional update on id and returns a reference to it.
 // A resource already added under the same identifier is not added twice
 // (a surgeon named by two procedures).
@@ -169,6 +187,13 @@ func (b *builder) put(typ string, id fhir.Identifier, res any) (fhir.Reference, 
 		Resource: raw,
 		Request: &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPUT,
 			Url: typ + "?identifier=" + url.QueryEscape(crit)},
+	}
+	if referenceData[typ] {
+		// Shared by many records, each of which may know less of it than
+		// the last (a surgeon named only by GMC number): created by the
+		// first record that names it, never overwritten by a later one.
+		entry.Request = &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPOST, Url: typ,
+			IfNoneExist: str("identifier=" + url.QueryEscape(crit))}
 	}
 	ref := fhir.Reference{Reference: str(full)}
 	if typ == "Questionnaire" {
@@ -194,7 +219,8 @@ func (b *builder) provenance() error {
 		Recorded: *instant(src.Updated),
 		Agent: []fhir.ProvenanceAgent{{
 			Type: cc(coding("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author")),
-			Who:  fhir.Reference{Identifier: &fhir.Identifier{System: str("urn:ietf:rfc:3986"), Value: str(src.System)}, Display: str("PROMs platform")},
+			// The platform is software: a Device, named by its URI.
+			Who: fhir.Reference{Type: str("Device"), Identifier: &fhir.Identifier{System: str("urn:ietf:rfc:3986"), Value: str(src.System)}, Display: str("PROMs platform")},
 		}},
 		Entity: []fhir.ProvenanceEntity{{
 			Role: fhir.ProvenanceEntityRoleSource,
