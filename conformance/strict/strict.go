@@ -9,6 +9,7 @@
 package strict
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,6 +228,9 @@ type nestedResource struct {
 // and checked on their own; the rest of the Parameters is checked without
 // them. Other resource types pass through unchanged.
 func liftParameterResources(raw []byte) ([]byte, []nestedResource, error) {
+	if !bytes.Contains(raw, []byte(`"Parameters"`)) {
+		return raw, nil, nil // cheap: most resources are not Parameters
+	}
 	var head struct {
 		ResourceType string `json:"resourceType"`
 	}

@@ -27,19 +27,31 @@ type Object []Member
 // members without decoding their values. Duplicate keys are an error: JSON
 // leaves them undefined and FHIR forbids them. Values alias raw.
 func ParseObject(raw []byte) (Object, error) {
+	if err := validJSON(raw); err != nil {
+		return nil, err
+	}
+	return parseValid(raw)
+}
+
+// validJSON checks raw is UTF-8 JSON, saying what is wrong and where.
+func validJSON(raw []byte) error {
 	if !utf8.Valid(raw) {
-		return nil, errors.New("invalid JSON: not UTF-8")
+		return errors.New("invalid JSON: not UTF-8")
 	}
 	if !json.Valid(raw) {
 		// Let the standard decoder say what is wrong and where.
 		var v any
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return nil, fmt.Errorf("invalid JSON: %w", err)
+			return fmt.Errorf("invalid JSON: %w", err)
 		}
-		return nil, errors.New("invalid JSON")
+		return errors.New("invalid JSON")
 	}
-	// raw is valid JSON from here on, so the scanner below only has to find
-	// boundaries, not check syntax.
+	return nil
+}
+
+// parseValid is ParseObject for raw already known to be valid JSON: the
+// scanner only has to find boundaries, not check syntax.
+func parseValid(raw []byte) (Object, error) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
 		return nil, errors.New("expected a JSON object")
@@ -71,6 +83,25 @@ func ParseObject(raw []byte) (Object, error) {
 		i = vend
 	}
 	return obj, nil
+}
+
+// splitArray splits the valid JSON array raw into its elements (aliasing
+// raw).
+func splitArray(raw []byte) []json.RawMessage {
+	var out []json.RawMessage
+	i := skipSpace(raw, 0) + 1 // the '['
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] == ']' {
+			return out
+		}
+		if raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+		end := skipValue(raw, i)
+		out = append(out, json.RawMessage(raw[i:end]))
+		i = end
+	}
 }
 
 func skipSpace(b []byte, i int) int {

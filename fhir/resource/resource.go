@@ -154,12 +154,18 @@ func tagSubsetted(obj Object) ([]byte, error) {
 // fn maps to a new value replaced, at any depth. Used to resolve urn:uuid and
 // conditional references inside transactions (R4 3.1.0.11.2).
 func RewriteReferences(raw []byte, fn func(string) (string, bool)) ([]byte, error) {
-	if !bytes.Contains(raw, []byte(`"reference"`)) {
+	if !bytes.Contains(raw, referenceKey) {
 		return raw, nil
+	}
+	// Validated once here; the walk below only splits valid JSON.
+	if err := validJSON(raw); err != nil {
+		return nil, err
 	}
 	out, _, err := rewrite(raw, fn)
 	return out, err
 }
+
+var referenceKey = []byte(`"reference"`)
 
 func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessage, bool, error) {
 	raw = trimSpace(raw)
@@ -168,12 +174,15 @@ func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessa
 	}
 	switch raw[0] {
 	case '{':
-		obj, err := ParseObject(raw)
+		obj, err := parseValid(raw)
 		if err != nil {
 			return nil, false, err
 		}
 		changed := false
 		for i, m := range obj {
+			if m.Key != "reference" && !bytes.Contains(m.Value, referenceKey) {
+				continue // no reference below: nothing to rewrite
+			}
 			if m.Key == "reference" {
 				var s string
 				if json.Unmarshal(m.Value, &s) == nil {
@@ -198,10 +207,7 @@ func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessa
 		}
 		return obj.Bytes(), true, nil
 	case '[':
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, false, err
-		}
+		items := splitArray(raw)
 		changed := false
 		for i, it := range items {
 			nv, c, err := rewrite(it, fn)
