@@ -8,6 +8,15 @@
 #   setup.sh domain DOMAIN    a pseudonym domain (study-<id>, site-<code>,
 #                             registry-<name>): its escrow key reid-DOMAIN and
 #                             the policy keyholder-DOMAIN for its key holders
+#   setup.sh kubernetes HOST NAMESPACE [SERVICE_ACCOUNT]
+#                             the Kubernetes auth method against the API server
+#                             at HOST, and the role gateway for the gateway's
+#                             service account (default gateway) in NAMESPACE.
+#                             Vault checks each login's token with the API
+#                             server's TokenReview. KUBERNETES_CA_CERT names
+#                             the API server's CA file; with Vault outside the
+#                             cluster set KUBERNETES_REVIEWER_JWT to a token
+#                             allowed to create TokenReviews.
 #
 # With GATEWAY_VAULT_SETUP_OUT=DIR the gateway's AppRole role id and a new
 # secret id are written to DIR/gateway-role-id and DIR/gateway-secret-id
@@ -40,6 +49,23 @@ if [ "${1:-}" = domain ]; then
   key "reid-$domain" aes256-gcm96
   sed "s/DOMAIN/$domain/" "$here/policies/keyholder.hcl.tmpl" | "$vault" policy write "keyholder-$domain" - >/dev/null
   echo "policy keyholder-$domain written"
+  exit 0
+fi
+
+if [ "${1:-}" = kubernetes ]; then
+  host=${2:?usage: setup.sh kubernetes HOST NAMESPACE [SERVICE_ACCOUNT]}
+  namespace=${3:?usage: setup.sh kubernetes HOST NAMESPACE [SERVICE_ACCOUNT]}
+  sa=${4:-gateway}
+  "$vault" auth list -format=json | grep -q '"kubernetes/"' || "$vault" auth enable kubernetes >/dev/null
+  args=(kubernetes_host="$host" disable_local_ca_jwt=true)
+  [ -n "${KUBERNETES_CA_CERT:-}" ] && args+=(kubernetes_ca_cert=@"$KUBERNETES_CA_CERT")
+  [ -n "${KUBERNETES_REVIEWER_JWT:-}" ] && args+=(token_reviewer_jwt="$KUBERNETES_REVIEWER_JWT")
+  "$vault" write auth/kubernetes/config "${args[@]}" >/dev/null
+  # The same token lifetimes as the gateway's AppRole.
+  "$vault" write auth/kubernetes/role/gateway bound_service_account_names="$sa" \
+    bound_service_account_namespaces="$namespace" token_policies=gateway \
+    token_ttl=1h token_max_ttl=24h token_type=service >/dev/null
+  echo "kubernetes role gateway written for $namespace/$sa"
   exit 0
 fi
 

@@ -193,6 +193,12 @@ func (c *Client) login(ctx context.Context) (*api.Secret, error) {
 		}
 	}
 	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 && re.StatusCode != http.StatusTooManyRequests {
+			// The credentials were refused (a wrong role, a service account
+			// token the API server does not vouch for): waiting will not help.
+			return nil, fmt.Errorf("vault %s login refused: %d %s", c.cfg.Auth, re.StatusCode, strings.Join(re.Errors, "; "))
+		}
 		return nil, fmt.Errorf("vault %s login: %w", c.cfg.Auth, classify(err))
 	}
 	if s == nil || s.Auth == nil {
