@@ -26,9 +26,9 @@ func serviceAccountToken(t *testing.T, key *ecdsa.PrivateKey, namespace, name st
 	enc := base64.RawURLEncoding
 	header, _ := json.Marshal(map[string]string{"alg": "ES256", "typ": "JWT"})
 	claims, _ := json.Marshal(map[string]string{
-		"iss": "kubernetes/serviceaccount",
-		"sub": "system:serviceaccount:" + namespace + ":" + name,
-		"kubernetes.io/serviceaccount/namespace":            namespace,
+		"iss":                                    "kubernetes/serviceaccount",
+		"sub":                                    "system:serviceaccount:" + namespace + ":" + name,
+		"kubernetes.io/serviceaccount/namespace": namespace,
 		"kubernetes.io/serviceaccount/service-account.name": name,
 		"kubernetes.io/serviceaccount/service-account.uid":  "uid-" + name,
 	})
