@@ -16,7 +16,7 @@ import (
 
 // BenchmarkIngest measures map + validate + store of synthetic records
 // (mapping/synthetic, about 45 resources each) through the records
-// pipeline on both databases, with encryption at rest: records/s and FHIR
+// pipeline, 4 records at a time, on both databases, with encryption at rest: records/s and FHIR
 // resources/s written (a shared Organization or Practitioner an earlier
 // record already stored is not counted).
 func BenchmarkIngest(b *testing.B) {
@@ -32,14 +32,18 @@ func BenchmarkIngest(b *testing.B) {
 				in.Workers = w
 			}
 			g := synthetic.New(synthetic.Options{Seed: 42, Now: time.Now().UTC()})
+			// An iteration is 200 records (several seconds), so one is a
+			// fair sample; a first batch, untimed, stores the questionnaire
+			// definitions and warms the connections.
 			const batch = 50
+			for _, o := range in.Batch(context.Background(), synthRecords(g, 20)) {
+				if o.Status != ingest.Created {
+					b.Fatalf("warm-up record %s: %s %v %s", o.Record, o.Status, o.Problems, o.Error)
+				}
+			}
 			records, resources := 0, 0
 			for b.Loop() {
-				raws := make([]json.RawMessage, batch)
-				for i := range raws {
-					raws[i], _ = json.Marshal(g.Next())
-				}
-				for _, o := range in.Batch(context.Background(), raws) {
+				for _, o := range in.Batch(context.Background(), synthRecords(g, batch)) {
 					if o.Status != ingest.Created {
 						b.Fatalf("record %s: %s %v %s", o.Record, o.Status, o.Problems, o.Error)
 					}
@@ -55,4 +59,13 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportMetric(float64(resources)/b.Elapsed().Seconds(), "resources/s")
 		})
 	}
+}
+
+// synthRecords makes n synthetic records as JSON.
+func synthRecords(g *synthetic.Generator, n int) []json.RawMessage {
+	raws := make([]json.RawMessage, n)
+	for i := range raws {
+		raws[i], _ = json.Marshal(g.Next())
+	}
+	return raws
 }
