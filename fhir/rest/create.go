@@ -46,16 +46,27 @@ func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response
 // findExisting evaluates If-None-Exist criteria: the match, nil for none,
 // 412 for several.
 func (s *Server) findExisting(ctx context.Context, db store.Reader, typ, header string) (*store.Resource, error) {
-	q, err := conditionQuery(typ, header)
+	return s.findExistingFor(ctx, db, &Request{Type: typ, Header: http.Header{"If-None-Exist": {header}}})
+}
+
+// findExistingFor is findExisting for a transaction entry, which may have
+// its criteria locked and looked up already (lookupConditionals).
+func (s *Server) findExistingFor(ctx context.Context, db store.Reader, r *Request) (*store.Resource, error) {
+	typ := r.Type
+	q, err := conditionQuery(typ, r.Header.Get("If-None-Exist"))
 	if err != nil {
 		return nil, err
 	}
-	if err := lockCriteria(ctx, db, typ, q); err != nil {
-		return nil, err
+	if !r.criteriaLocked {
+		if err := lockCriteria(ctx, db, typ, q); err != nil {
+			return nil, err
+		}
 	}
-	ids, err := s.matchQuery(ctx, db, typ, q, 2)
-	if err != nil {
-		return nil, err
+	ids := r.matched
+	if !r.matchedSet {
+		if ids, err = s.matchQuery(ctx, db, typ, q, 2); err != nil {
+			return nil, err
+		}
 	}
 	switch len(ids) {
 	case 0:

@@ -99,8 +99,9 @@ type Request struct {
 	checked   []byte
 	checkedID string
 	index     []search.Row
-	// criteriaLocked says the transaction already holds the lock on this
-	// conditional update's criteria; matched, when matchedSet, are the ids
+	// criteriaLocked says the transaction holds the lock on this
+	// conditional entry's criteria, or needs none because they already
+	// matched; matched, when matchedSet, are the ids
 	// its criteria matched, looked up with the transaction's other entries
 	// (resolveIdentities).
 	criteriaLocked bool

@@ -356,7 +356,7 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans [
 		var id string
 		switch {
 		case p.req.Method == http.MethodPost && p.req.Header.Get("If-None-Exist") != "":
-			existing, err := s.findExisting(ctx, tx, p.req.Type, p.req.Header.Get("If-None-Exist"))
+			existing, err := s.findExistingFor(ctx, tx, &p.req)
 			if err != nil {
 				return nil, entryError(p.index, err)
 			}
@@ -406,17 +406,77 @@ func (s *Server) lookupConditionals(ctx context.Context, db store.Reader, plans 
 	if !ok {
 		return nil
 	}
-	var keys []string
-	var batch []store.TokenMatch
-	var owners []*planned
+	// The conditional entries: updates by criteria and creates with
+	// If-None-Exist.
+	type cond struct {
+		p      *planned
+		key    string
+		token  store.TokenMatch
+		simple bool
+	}
+	var conds []*cond
 	for _, p := range plans {
-		if p.req.Method != http.MethodPut || p.req.ID != "" || p.req.assignedID != "" || p.route.level != typeLevel {
+		var q url.Values
+		switch {
+		case p.req.Method == http.MethodPut && p.req.ID == "" && p.req.assignedID == "" && p.route.level == typeLevel:
+			q = p.req.Query
+		case p.req.Method == http.MethodPost && p.req.Header.Get("If-None-Exist") != "":
+			var err error
+			if q, err = conditionQuery(p.req.Type, p.req.Header.Get("If-None-Exist")); err != nil {
+				continue // findExisting reports it
+			}
+		default:
 			continue
 		}
-		keys = append(keys, p.req.Type+"?"+p.req.Query.Encode())
-		if m, ok := s.tokenCriterion(ctx, p.req.Type, p.req.Query); ok {
-			batch = append(batch, m)
-			owners = append(owners, p)
+		c := &cond{p: p, key: p.req.Type + "?" + q.Encode()}
+		c.token, c.simple = s.tokenCriterion(ctx, p.req.Type, q)
+		conds = append(conds, c)
+	}
+	if len(conds) == 0 {
+		return nil
+	}
+	lookup := func(cs []*cond) error {
+		var batch []store.TokenMatch
+		for _, c := range cs {
+			batch = append(batch, c.token)
+		}
+		found, err := tx.MatchTokens(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for i, c := range cs {
+			c.p.req.matched, c.p.req.matchedSet = found[i], true
+		}
+		return nil
+	}
+	// Criteria that already match need no lock: the resource exists, and
+	// what a conditional entry does with it is serialised by its row lock.
+	// Only criteria that match nothing (and so would create) are locked,
+	// all in one sorted call, so that transactions sharing them cannot
+	// deadlock, and then looked up again under the lock.
+	var simple []*cond
+	for _, c := range conds {
+		if c.simple {
+			simple = append(simple, c)
+		}
+	}
+	if len(simple) > 0 {
+		if err := lookup(simple); err != nil {
+			return err
+		}
+	}
+	var keys []string
+	var again []*cond
+	for _, c := range conds {
+		// Locked here or needing no lock: the entry must not lock again
+		// (one lock out of order is a deadlock with another transaction).
+		c.p.req.criteriaLocked = true
+		if c.simple && len(c.p.req.matched) > 0 {
+			continue
+		}
+		keys = append(keys, c.key)
+		if c.simple {
+			again = append(again, c)
 		}
 	}
 	if len(keys) == 0 {
@@ -425,20 +485,8 @@ func (s *Server) lookupConditionals(ctx context.Context, db store.Reader, plans 
 	if err := tx.LockCriteria(ctx, keys...); err != nil {
 		return err
 	}
-	for _, p := range plans {
-		if p.req.Method == http.MethodPut && p.req.ID == "" {
-			p.req.criteriaLocked = true
-		}
-	}
-	if len(batch) == 0 {
-		return nil
-	}
-	found, err := tx.MatchTokens(ctx, batch)
-	if err != nil {
-		return err
-	}
-	for i, p := range owners {
-		p.req.matched, p.req.matchedSet = found[i], true
+	if len(again) > 0 {
+		return lookup(again)
 	}
 	return nil
 }

@@ -83,6 +83,7 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 	if r.assignedID != "" {
 		return r.assignedID, nil
 	}
+	r.generatedID = false // InTx may run this again
 	if !r.criteriaLocked {
 		if err := lockCriteria(ctx, db, r.Type, r.Query); err != nil {
 			return "", err

@@ -40,8 +40,10 @@ type Progress struct {
 	// statuses of the records up to the checkpoint, over every run.
 	Done, Total, Skipped int
 	Counts               map[string]int
-	Elapsed              time.Duration
-	Finished             bool
+	// Checkpoint is the line up to which every record is done.
+	Checkpoint int
+	Elapsed    time.Duration
+	Finished   bool
 }
 
 // Rate is records per second in this run.
@@ -203,6 +205,7 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 			queue = queue[1:]
 		}
 		prog.Done++
+		prog.Checkpoint = cp.Line
 		prog.Elapsed = time.Since(start)
 		if fi.Progress != nil {
 			fi.Progress(prog)
