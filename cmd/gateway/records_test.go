@@ -174,3 +174,24 @@ func TestRecordsAPIBadBatches(t *testing.T) {
 		})
 	}
 }
+
+// Ids and a source URI holding characters search gives a meaning (, | $ \)
+// still identify their resources: sent twice, a record is unchanged.
+func TestRecordsWithSearchCharacters(t *testing.T) {
+	dir := t.TempDir()
+	gw := startGateway(t, map[string]string{"GATEWAY_DB": filepath.Join(dir, "gw.db"), "GATEWAY_KEYSTORE": filepath.Join(dir, "keys.json")})
+	r := testRecord(t, "hip")
+	r["source"].(map[string]any)["system"] = "https://proms.example.org/a,b|c$d"
+	r["studies"].([]any)[0].(map[string]any)["study"].(map[string]any)["id"] = `S,1|x\y`
+	for _, c := range r["consents"].([]any) {
+		if c.(map[string]any)["kind"] == "study" {
+			c.(map[string]any)["study"] = `S,1|x\y`
+		}
+	}
+	for i, want := range []string{"created", "unchanged"} {
+		status, out, raw := postRecords(t, gw, r)
+		if status != 200 || statusList(out) != want {
+			t.Fatalf("send %d: %d %s", i+1, status, raw)
+		}
+	}
+}

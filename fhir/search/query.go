@@ -399,14 +399,20 @@ func parseClause(p *Param, modifier, raw string) (Clause, error) {
 	return c, nil
 }
 
-// splitValues splits on unescaped commas and removes \ escapes (R4
-// 3.1.1.5.7).
+// splitValues splits on unescaped commas (R4 3.1.1.5.7). An escaped comma
+// loses its \; the other escapes (\|, \$, \\) stay for parseValue, which
+// splits tokens, quantities and composites on the unescaped separators and
+// then removes them.
 func splitValues(v string) []string {
 	var out []string
 	var cur strings.Builder
 	for i := 0; i < len(v); i++ {
 		switch {
+		case v[i] == '\\' && i+1 < len(v) && v[i+1] == ',':
+			i++
+			cur.WriteByte(',')
 		case v[i] == '\\' && i+1 < len(v):
+			cur.WriteByte(v[i])
 			i++
 			cur.WriteByte(v[i])
 		case v[i] == ',':
@@ -436,10 +442,53 @@ func splitPrefix(s string) (string, string) {
 	return "eq", s
 }
 
+// cutUnescaped is strings.Cut on the first sep not escaped with \.
+func cutUnescaped(s string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// unescape removes the \ of \|, \$, \, and \\.
+func unescape(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
 func parseValue(p *Param, modifier, s string) (Value, error) {
+	v, err := parseEscaped(p, modifier, s)
+	v.System, v.Code = unescape(v.System), unescape(v.Code)
+	return v, err
+}
+
+// parseEscaped parses one value whose \|, \$ and \\ escapes are still in
+// place: tokens, references by identifier, quantities and composites split
+// on the unescaped separators; every other value is unescaped whole.
+func parseEscaped(p *Param, modifier, s string) (Value, error) {
 	var v Value
 	if s == "" {
 		return v, parseError("empty value")
+	}
+	switch {
+	case p.Type == "token" && (modifier == "" || modifier == "not" || modifier == "in" || modifier == "not-in" || modifier == "of-type"),
+		p.Type == "reference" && modifier == "identifier", p.Type == "quantity", p.Type == "composite":
+	default:
+		s = unescape(s)
 	}
 	switch p.Type {
 	case "string":
@@ -459,7 +508,7 @@ func parseValue(p *Param, modifier, s string) (Value, error) {
 			v.System, v.HasSystem, v.Code, v.Text = parts[0]+"|"+parts[1], true, parts[2], ofTypeMarker
 			return v, nil
 		}
-		if sys, code, ok := strings.Cut(s, "|"); ok {
+		if sys, code, ok := cutUnescaped(s, '|'); ok {
 			v.System, v.HasSystem, v.Code = sys, true, code
 			if sys == "" && code == "" {
 				return v, parseError("'|' alone is not a token")
@@ -469,7 +518,7 @@ func parseValue(p *Param, modifier, s string) (Value, error) {
 		}
 	case "reference":
 		if modifier == "identifier" {
-			sys, code, ok := strings.Cut(s, "|")
+			sys, code, ok := cutUnescaped(s, '|')
 			if !ok {
 				code = s
 			}
@@ -509,21 +558,21 @@ func parseValue(p *Param, modifier, s string) (Value, error) {
 		v.Num, v.NLow, v.NHigh = (lo+hi)/2, lo, hi
 	case "quantity":
 		v.Prefix, s = splitPrefix(s)
-		num, rest, hasUnit := strings.Cut(s, "|")
+		num, rest, hasUnit := cutUnescaped(s, '|')
 		lo, hi, ok := numberRange(num)
 		if !ok {
 			return v, parseError(strconv.Quote(num) + " is not a number")
 		}
 		v.Num, v.NLow, v.NHigh = (lo+hi)/2, lo, hi
 		if hasUnit {
-			sys, code, ok := strings.Cut(rest, "|")
+			sys, code, ok := cutUnescaped(rest, '|')
 			if !ok {
 				return v, parseError("a quantity is number|system|code")
 			}
 			v.System, v.HasSystem, v.Code = sys, sys != "", code
 		}
 	case "composite":
-		first, rest, ok := strings.Cut(s, "$")
+		first, rest, ok := cutUnescaped(s, '$')
 		if !ok || len(p.components) != 2 {
 			return v, parseError("a composite value is [token]$[value]")
 		}

@@ -93,3 +93,37 @@ func FuzzParseQuery(f *testing.F) {
 		}
 	})
 }
+
+// Escapes (R4 3.1.1.5.7): \, \| and \$ are literal, in the part of the
+// value they belong to.
+func TestEscapes(t *testing.T) {
+	tests := []struct {
+		typ, query string
+		want       []Value // System, HasSystem, Code, Text compared
+	}{
+		{"Observation", `identifier=urn:a\|b|c`, []Value{{System: "urn:a|b", HasSystem: true, Code: "c"}}},
+		{"Observation", `identifier=urn:a|c\,d,urn:e|f`, []Value{{System: "urn:a", HasSystem: true, Code: "c,d"}, {System: "urn:e", HasSystem: true, Code: "f"}}},
+		{"Observation", `identifier=a\\b`, []Value{{Code: `a\b`}}},
+		{"Observation", `code:text=a\|b`, []Value{{Text: "a|b"}}},
+		{"Patient", `family=o\,brien`, []Value{{Text: "o,brien"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			name, value, _ := strings.Cut(tc.query, "=")
+			q, err := R4().Parse(tc.typ, url.Values{name: {value}}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := q.Where[0].Values
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d values; want %d", len(got), len(tc.want))
+			}
+			for i, w := range tc.want {
+				g := got[i]
+				if g.System != w.System || g.HasSystem != w.HasSystem || g.Code != w.Code || (w.Text != "" && g.Text != w.Text) {
+					t.Errorf("value %d = %+v; want %+v", i, g, w)
+				}
+			}
+		})
+	}
+}

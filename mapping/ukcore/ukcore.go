@@ -153,6 +153,11 @@ func (b *builder) localID(kind, value string) fhir.Identifier {
 	return fhir.Identifier{System: str(b.system(kind)), Value: str(value)}
 }
 
+// searchEscape escapes \, comma, | and $ in a search value.
+func searchEscape(v string) string {
+	return strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`).Replace(v)
+}
+
 // referenceData are the types many records share; see put.
 var referenceData = map[string]bool{"Organization": true, "Practitioner": true, "PractitionerRole": true, "ResearchStudy": true}
 
@@ -182,18 +187,20 @@ func (b *builder) put(typ string, id fhir.Identifier, res any) (fhir.Reference, 
 	full := "urn:uuid:" + uuid.NewSHA1(namespace, []byte(key)).String()
 	b.seen[key] = full
 	crit := *id.System + "|" + *id.Value
+	// The search value escapes the characters search gives a meaning
+	// (R4 3.1.1.5.7), so a comma or bar in the platform's URI or ids
+	// matches itself instead of splitting the criterion.
+	query := "identifier=" + url.QueryEscape(searchEscape(*id.System)+"|"+searchEscape(*id.Value))
 	entry := fhir.BundleEntry{
 		FullUrl:  str(full),
 		Resource: raw,
-		Request: &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPUT,
-			Url: typ + "?identifier=" + url.QueryEscape(crit)},
+		Request:  &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPUT, Url: typ + "?" + query},
 	}
 	if referenceData[typ] {
 		// Shared by many records, each of which may know less of it than
 		// the last (a surgeon named only by GMC number): created by the
 		// first record that names it, never overwritten by a later one.
-		entry.Request = &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPOST, Url: typ,
-			IfNoneExist: str("identifier=" + url.QueryEscape(crit))}
+		entry.Request = &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPOST, Url: typ, IfNoneExist: str(query)}
 	}
 	ref := fhir.Reference{Reference: str(full)}
 	if typ == "Questionnaire" {
