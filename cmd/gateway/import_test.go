@@ -37,7 +37,7 @@ func TestImportResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			api := newAPI(t, filepath.Join(dir, "gw.db"))
-			in := ingest.New(committer(api))
+			in := ingest.New(committer(api, discardLog))
 
 			ctx, stop := context.WithCancel(context.Background())
 			_, err := in.ImportFiles(ctx, file, func(p ingest.Progress) {
@@ -120,7 +120,7 @@ func startAPI(t *testing.T, api *rest.Server) string {
 // orders.
 func TestIngestConcurrentSharedData(t *testing.T) {
 	api := newAPI(t, storetest.PostgresDSN(t))
-	in := ingest.New(committer(api))
+	in := ingest.New(committer(api, discardLog))
 	in.Workers = 8
 	var records []json.RawMessage
 	for i := 0; i < 80; i++ {
@@ -160,3 +160,5 @@ func TestIngestConcurrentSharedData(t *testing.T) {
 		}
 	}
 }
+
+var discardLog = slog.New(slog.DiscardHandler)

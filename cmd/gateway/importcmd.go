@@ -42,8 +42,8 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 	}
 	defer closeAll()
 	api := rest.NewServer(cfg.api, st, keys, log, nil)
-	in := ingest.New(committer(api))
-	in.Workers = *workers
+	in := ingest.New(committer(api, log))
+	in.Workers, in.Log = *workers, log
 	bar := &progressBar{w: stderr}
 	counts, err := in.ImportFiles(ctx, fs.Arg(0), bar.show)
 	fmt.Fprintln(stdout, "imported:", summary(counts))

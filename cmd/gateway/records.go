@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
@@ -18,8 +19,11 @@ import (
 // maxRecords bounds one POST /internal/v1/records.
 const maxRecords = 1000
 
-// committer stores mapped records through the FHIR API's transaction.
-func committer(api *rest.Server) ingest.Committer {
+// committer stores mapped records through the FHIR API's transaction. A
+// 4xx is the record's fault (a rejection the client can act on); anything
+// else is the gateway's, and the client sees only what the FHIR API would
+// show (the cause goes to the log).
+func committer(api *rest.Server, log *slog.Logger) ingest.Committer {
 	return func(ctx context.Context, bundle []byte) ([]ingest.Stored, error) {
 		done, err := api.Commit(ctx, bundle)
 		if err != nil {
@@ -31,7 +35,12 @@ func committer(api *rest.Server) ingest.Committer {
 				}
 				return nil, &ingest.Rejection{Problems: ps}
 			}
-			return nil, err
+			log.ErrorContext(ctx, "storing a record failed", "error", err)
+			var msgs []string
+			for _, is := range oe.Issues {
+				msgs = append(msgs, is.Diagnostics)
+			}
+			return nil, errors.New(strings.Join(msgs, "; "))
 		}
 		out := make([]ingest.Stored, len(done))
 		for i, c := range done {

@@ -27,7 +27,7 @@ func BenchmarkIngest(b *testing.B) {
 				dsn = storetest.PostgresDSN(b)
 			}
 			api := newAPI(b, dsn)
-			in := ingest.New(committer(api))
+			in := ingest.New(committer(api, discardLog))
 			if w, err := strconv.Atoi(os.Getenv("BENCH_WORKERS")); err == nil {
 				in.Workers = w
 			}

@@ -206,7 +206,9 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 	if p, ok := keys.(vault.Pseudonyms); ok {
 		api.EnableReidentify(pseudonym.New(p, st))
 	}
-	api.Mount(http.MethodPost, "/internal/v1/records", "records", recordsHandler(ingest.New(committer(api)), cfg.api.MaxBodyBytes))
+	records := ingest.New(committer(api, log))
+	records.Log = log
+	api.Mount(http.MethodPost, "/internal/v1/records", "records", recordsHandler(records, cfg.api.MaxBodyBytes))
 	handler := api.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		rest.Check{Name: "database", Fn: st.Ping},
 		rest.Check{Name: map[string]string{"dev": "keys", "vault": "vault"}[cfg.keys], Fn: keys.Ping})

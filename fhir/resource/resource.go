@@ -154,20 +154,23 @@ func tagSubsetted(obj Object) ([]byte, error) {
 // fn maps to a new value replaced, at any depth. Used to resolve urn:uuid and
 // conditional references inside transactions (R4 3.1.0.11.2).
 func RewriteReferences(raw []byte, fn func(string) (string, bool)) ([]byte, error) {
-	if !bytes.Contains(raw, referenceKey) {
+	escapes := bytes.Contains(raw, []byte(`\u`)) // a key may be spelt "\u0072eference"
+	if !escapes && !bytes.Contains(raw, referenceKey) {
 		return raw, nil
 	}
 	// Validated once here; the walk below only splits valid JSON.
 	if err := validJSON(raw); err != nil {
 		return nil, err
 	}
-	out, _, err := rewrite(raw, fn)
+	out, _, err := rewrite(raw, fn, escapes)
 	return out, err
 }
 
 var referenceKey = []byte(`"reference"`)
 
-func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessage, bool, error) {
+// rewrite walks raw; escapes says it may spell keys with \u escapes, so
+// that a subtree without the bytes "reference" may still hold one.
+func rewrite(raw json.RawMessage, fn func(string) (string, bool), escapes bool) (json.RawMessage, bool, error) {
 	raw = trimSpace(raw)
 	if len(raw) == 0 {
 		return raw, false, nil
@@ -180,7 +183,7 @@ func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessa
 		}
 		changed := false
 		for i, m := range obj {
-			if m.Key != "reference" && !bytes.Contains(m.Value, referenceKey) {
+			if !escapes && m.Key != "reference" && !bytes.Contains(m.Value, referenceKey) {
 				continue // no reference below: nothing to rewrite
 			}
 			if m.Key == "reference" {
@@ -193,7 +196,7 @@ func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessa
 				}
 				continue
 			}
-			nv, c, err := rewrite(m.Value, fn)
+			nv, c, err := rewrite(m.Value, fn, escapes)
 			if err != nil {
 				return nil, false, err
 			}
@@ -210,7 +213,7 @@ func rewrite(raw json.RawMessage, fn func(string) (string, bool)) (json.RawMessa
 		items := splitArray(raw)
 		changed := false
 		for i, it := range items {
-			nv, c, err := rewrite(it, fn)
+			nv, c, err := rewrite(it, fn, escapes)
 			if err != nil {
 				return nil, false, err
 			}

@@ -158,3 +158,12 @@ func distinctKeys(in string) bool {
 	}
 	return true
 }
+
+// A key spelt with a JSON escape is still a reference.
+func TestRewriteEscapedKey(t *testing.T) {
+	raw := []byte(`{"resourceType":"Observation","subject":{"\u0072eference":"urn:uuid:1"}}`)
+	out, err := RewriteReferences(raw, func(s string) (string, bool) { return "Patient/p", s == "urn:uuid:1" })
+	if err != nil || !strings.Contains(string(out), `"Patient/p"`) {
+		t.Errorf("%s, %v", out, err)
+	}
+}

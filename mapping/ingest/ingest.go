@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +84,8 @@ type Ingester struct {
 	now func() time.Time
 	// Workers is how many records are mapped and stored at once in Batch.
 	Workers int
+	// Log, if set, receives the gateway's faults.
+	Log *slog.Logger
 }
 
 // New returns an Ingester storing through commit.
@@ -135,8 +139,17 @@ func jsonKind(k string) string {
 	return k
 }
 
-// Record decodes, checks, maps and stores one record.
-func (in *Ingester) Record(ctx context.Context, raw []byte) Outcome {
+// Record decodes, checks, maps and stores one record. A fault of the
+// gateway's (a panic in mapping) fails that record, not the process.
+func (in *Ingester) Record(ctx context.Context, raw []byte) (out Outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = Outcome{Record: out.Record, Status: Failed, Error: "internal error in the gateway; the record was not stored"}
+			if in.Log != nil {
+				in.Log.ErrorContext(ctx, "mapping a record panicked", "panic", p, "stack", string(debug.Stack()))
+			}
+		}
+	}()
 	r, err := Decode(raw)
 	if err != nil {
 		return Outcome{Status: Rejected, Problems: err.(mapping.Problems)}

@@ -24,7 +24,7 @@ func (b *builder) episodes() error {
 }
 
 func (b *builder) episode(e *mapping.Episode) error {
-	site, err := b.bodyStructure(e.ID, e.Joint, e.Side)
+	site, err := b.bodyStructure("episode|"+e.ID, e.Joint, e.Side)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (b *builder) procedure(ctx *episodeContext, p *mapping.Procedure) error {
 	site := ctx.site
 	if p.Side != ctx.e.Side {
 		var err error
-		if site, err = b.bodyStructure(p.ID, ctx.e.Joint, p.Side); err != nil {
+		if site, err = b.bodyStructure("procedure|"+p.ID, ctx.e.Joint, p.Side); err != nil {
 			return err
 		}
 	}
