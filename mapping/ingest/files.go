@@ -69,32 +69,35 @@ func ReadCSV(r io.Reader, fn func(Line) error) error {
 	}
 	paths := make([][]segment, len(header))
 	var bad mapping.Problems
+	seen := map[string]bool{}
 	for i, h := range header {
-		p, err := parsePath(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		if err != nil {
+		h = strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))
+		header[i] = h
+		p, err := parsePath(h)
+		switch {
+		case err != nil:
 			bad = append(bad, mapping.Problem{Field: h, Reason: err.Error()})
+		case seen[h]:
+			bad = append(bad, mapping.Problem{Field: h, Reason: "the column appears twice"})
 		}
+		seen[h] = true
 		paths[i] = p
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("csv header: %v", bad)
 	}
-	line := 1
 	for {
 		row, err := cr.Read()
 		if err == io.EOF {
 			return nil
 		}
-		line++
 		if err != nil {
-			if perr, ok := err.(*csv.ParseError); ok {
-				line = perr.StartLine
-			}
-			if err := fn(Line{Number: line, Problems: mapping.Problems{{Reason: "unreadable CSV: " + err.Error()}}}); err != nil {
-				return err
-			}
-			continue
+			// An unclosed quote runs to the end of the file: no row after a
+			// syntax error can be trusted, so the file stops here.
+			return fmt.Errorf("unreadable CSV (%v); nothing after it was imported: correct the file and import it again", err)
 		}
+		// A record's line is where it starts (cells may span lines).
+		line, _ := cr.FieldPos(0)
 		l := Line{Number: line}
 		if len(row) != len(header) {
 			l.Problems = mapping.Problems{{Reason: fmt.Sprintf("the row has %d cells; the header has %d", len(row), len(header))}}

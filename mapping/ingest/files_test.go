@@ -121,3 +121,23 @@ func TestNDJSON(t *testing.T) {
 		t.Errorf("%+v", got)
 	}
 }
+
+// A record's line is where it starts, after cells that span lines; an
+// unclosed quote stops the file with an error; a column given twice is
+// refused.
+func TestCSVLinesAndErrors(t *testing.T) {
+	in := "patient.id,patient.family\np1,\"Jones\nof Leeds\"\np2,Smith\n"
+	var lines []int
+	if err := ReadCSV(strings.NewReader(in), func(l Line) error { lines = append(lines, l.Number); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 2 || lines[0] != 2 || lines[1] != 4 {
+		t.Errorf("lines %v; want [2 4]", lines)
+	}
+	if err := ReadCSV(strings.NewReader("patient.id\np1\n\"p2\np3\n"), func(Line) error { return nil }); err == nil {
+		t.Error("an unclosed quote was read to the end without an error")
+	}
+	if err := ReadCSV(strings.NewReader("patient.id,patient.id\np1,p2\n"), func(Line) error { return nil }); err == nil {
+		t.Error("a column given twice was accepted")
+	}
+}

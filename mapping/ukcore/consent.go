@@ -219,8 +219,7 @@ func (b *builder) consent(k mapping.Consent, n int, next *consentDecision) (fhir
 	case "njr", "hes", "phin":
 		recipient(fhir.Reference{Display: str(registryNames[k.Kind])})
 	case "site-code":
-		c.Provision.Code = []fhir.CodeableConcept{*ccText("Site-specific code "+k.SiteCode,
-			coding(b.base+"/CodeSystem/site-code", k.SiteCode, ""))}
+		c.Provision.Code = []fhir.CodeableConcept{*ccText("Site-specific code "+k.SiteCode, b.siteCode(k.SiteCode))}
 	case "communications":
 		// Nested provisions are exceptions to their parent: a permit for
 		// some channels is a deny of all with a permit per channel.

@@ -81,6 +81,9 @@ func (b *builder) episode(e *mapping.Episode) error {
 	if e.End != "" {
 		eoc.Status = fhir.EpisodeOfCareStatusFinished
 	}
+	if e.SiteCode != "" {
+		eoc.Meta.Tag = []fhir.Coding{b.siteCode(e.SiteCode)}
+	}
 	if e.Hospital != nil {
 		ref, err := b.organisation(e.Hospital)
 		if err != nil {

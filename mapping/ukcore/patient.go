@@ -55,6 +55,11 @@ var genders = map[string]fhir.AdministrativeGender{
 func (b *builder) patientResource() error {
 	p := &b.rec.Patient
 	res := fhir.Patient{Meta: profile("UKCore-Patient")}
+	// The site-specific codes the patient is registered under, as tags:
+	// analysts' pseudonymised extracts select by them (Patient?_tag=...).
+	for _, sc := range b.rec.Care.SiteCodes {
+		res.Meta.Tag = append(res.Meta.Tag, b.siteCode(sc))
+	}
 	if p.NHSNumber != "" {
 		id := fhir.Identifier{System: str(NHSNumberSystem), Value: str(mapping.NormaliseNHSNumber(p.NHSNumber))}
 		if p.NHSNumberStatus != "" {
@@ -157,6 +162,11 @@ func (b *builder) socialHistory() error {
 		}
 	}
 	return nil
+}
+
+// siteCode is the tag of a site-specific code.
+func (b *builder) siteCode(code string) fhir.Coding {
+	return coding(b.base+"/CodeSystem/site-code", code, "")
 }
 
 // local gives a coding without a system the platform's code system name.

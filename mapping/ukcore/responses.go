@@ -373,7 +373,9 @@ func score(v float64) *fhir.Quantity {
 // for each condition of the comorbidity list the patient's latest answer in
 // any episode says they have: an unconfirmed (patient-reported) condition
 // with the response as evidence. A "no" makes no Condition: it says a
-// doctor never told the patient, not that the condition was ruled out.
+// doctor never told the patient, not that the condition was ruled out;
+// but a "no" after a "yes" marks the Condition the "yes" made as entered
+// in error, so a corrected answer does not leave a false one standing.
 func (b *builder) comorbidities() error {
 	type answer struct {
 		yes  bool
@@ -381,6 +383,7 @@ func (b *builder) comorbidities() error {
 		qr   string
 	}
 	latest := map[string]answer{}
+	everYes := map[string]bool{}
 	for _, e := range b.rec.Episodes {
 		for _, r := range e.Responses {
 			if r.Instrument != "comorbidities" {
@@ -391,6 +394,7 @@ func (b *builder) comorbidities() error {
 				if len(values) != 1 {
 					continue // blank, or both boxes ticked: no answer to record
 				}
+				everYes[item] = everYes[item] || values[0] == "yes"
 				if prev, ok := latest[item]; !ok || prev.when < r.Completed {
 					latest[item] = answer{yes: values[0] == "yes", when: r.Completed, qr: qr}
 				}
@@ -399,10 +403,16 @@ func (b *builder) comorbidities() error {
 	}
 	for _, item := range sortedKeys(latest) {
 		a := latest[item]
-		if !a.yes {
+		if !a.yes && !everYes[item] {
 			continue
 		}
 		ver := coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "unconfirmed", "Unconfirmed")
+		if !a.yes {
+			// The patient said yes before and no now: the earlier statement
+			// was a mistake, and the Condition it made says so (con-5: no
+			// clinical status then).
+			ver = coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "entered-in-error", "Entered in Error")
+		}
 		id := b.derivedID("condition", b.rec.Patient.ID, "comorbidity", item)
 		c := fhir.Condition{
 			Meta:               profile("UKCore-Condition"),
@@ -415,7 +425,9 @@ func (b *builder) comorbidities() error {
 			Asserter:           b.patientRef(),
 			Evidence:           []fhir.ConditionEvidence{{Detail: []fhir.Reference{{Reference: str(a.qr)}}}},
 		}
-		c.ClinicalStatus = cc(coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"))
+		if a.yes {
+			c.ClinicalStatus = cc(coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"))
+		}
 		if _, err := b.put("Condition", id, c); err != nil {
 			return err
 		}

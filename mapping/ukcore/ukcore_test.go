@@ -111,3 +111,43 @@ func golden(t *testing.T, path string, got []byte) {
 		t.Errorf("%s differs from the mapping; run go test -update and review the diff", path)
 	}
 }
+
+// A comorbidity answered "yes" and later "no" leaves no active Condition:
+// the Condition the "yes" made is marked entered in error.
+func TestComorbidityCorrected(t *testing.T) {
+	r := load(t, "testdata/hip.json")
+	e := &r.Episodes[0]
+	e.Responses = append(e.Responses, mappingResponse("r-9", "2026-06-29", map[string][]string{"high-blood-pressure": {"no"}}))
+	m, err := Map(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		Entry []struct {
+			Resource map[string]any `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(m.Bundle, &b); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range b.Entry {
+		res := e.Resource
+		code, _ := res["code"].(map[string]any)
+		if res["resourceType"] != "Condition" || code["text"] != "High blood pressure" {
+			continue
+		}
+		found = true
+		ver := res["verificationStatus"].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"]
+		if _, active := res["clinicalStatus"]; ver != "entered-in-error" || active {
+			t.Errorf("corrected comorbidity: %v", res)
+		}
+	}
+	if !found {
+		t.Error("no Condition for the corrected comorbidity")
+	}
+}
+
+func mappingResponse(id, completed string, answers map[string][]string) mapping.Response {
+	return mapping.Response{ID: id, Instrument: "comorbidities", Version: "1", Timepoint: "post-op-6m", Completed: completed, Answers: answers}
+}
