@@ -101,7 +101,7 @@ func Check(r *Record, now time.Time) error {
 	for i, ch := range r.Children {
 		at := fmt.Sprintf("children[%d]", i)
 		c.ident(ids, at+".id", "child", ch.ID)
-		c.date(at+".birthDate", ch.BirthDate, true)
+		c.day(at+".birthDate", ch.BirthDate, true)
 		c.oneOf(at+".gender", ch.Gender, false, "male", "female", "other", "unknown")
 	}
 	if len(c.problems) > 0 {
@@ -132,13 +132,13 @@ func (c *checker) patient(p *Patient) {
 	}
 	c.oneOf("patient.nhsNumberStatus", p.NHSNumberStatus, false, sortedCodes(NHSNumberStatus)...)
 	c.required("patient.family", p.Family)
-	c.date("patient.birthDate", p.BirthDate, true)
+	c.day("patient.birthDate", p.BirthDate, true)
 	c.oneOf("patient.gender", p.Gender, true, "male", "female", "other", "unknown")
 	c.oneOf("patient.sexAtBirth", p.SexAtBirth, false, "male", "female", "intersex", "unknown")
 	c.oneOf("patient.ethnicity", p.Ethnicity, false, EthnicCategories()...)
 	c.oneOf("patient.living", p.Living, false, "alone", "partner", "family", "carer", "care-home", "other")
 	c.oneOf("patient.disability", p.Disability, false, "yes", "no", "not-stated")
-	c.date("patient.deceased", p.Deceased, false)
+	c.day("patient.deceased", p.Deceased, false)
 	if p.Email != "" && !emailRE.MatchString(p.Email) {
 		c.fail("patient.email", "%q is not an email address", p.Email)
 	}
@@ -328,10 +328,10 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 		aa := fmt.Sprintf("%s.aspirations[%d]", at, i)
 		c.ident(ids, aa+".id", "aspiration", a.ID)
 		c.required(aa+".text", a.Text)
-		c.date(aa+".set", a.Set, true)
+		c.day(aa+".set", a.Set, true)
 		for j, p := range a.Progress {
 			pa := fmt.Sprintf("%s.progress[%d]", aa, j)
-			c.date(pa+".date", p.Date, true)
+			c.day(pa+".date", p.Date, true)
 			c.oneOf(pa+".status", p.Status, true, "achieved", "partly", "not-yet", "abandoned")
 		}
 	}
@@ -390,6 +390,16 @@ func (c *checker) oneOf(field, v string, required bool, allowed ...string) {
 		}
 	}
 	c.fail(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+// day checks a calendar date (YYYY-MM-DD) alone, for fields FHIR keeps as
+// a date (birth dates, a goal's dates).
+func (c *checker) day(field, v string, required bool) {
+	if v != "" && len(v) != 10 {
+		c.fail(field, "%q is not a date (YYYY-MM-DD)", v)
+		return
+	}
+	c.date(field, v, required)
 }
 
 // date checks a calendar date (YYYY-MM-DD) or an RFC 3339 instant: a real

@@ -39,6 +39,7 @@ func TestCheck(t *testing.T) {
 		{"NHS number without check digit", func(r *Record) { r.Patient.NHSNumber = "1000000010" }, "patient.nhsNumber", "no check digit"},
 		{"NHS number too short", func(r *Record) { r.Patient.NHSNumber = "943476591" }, "patient.nhsNumber", "10 digits"},
 		{"impossible date", func(r *Record) { r.Patient.BirthDate = "1950-02-30" }, "patient.birthDate", "not a real date"},
+		{"birth date with a time", func(r *Record) { r.Patient.BirthDate = "1950-02-03T00:00:00Z" }, "patient.birthDate", "not a date"},
 		{"future date", func(r *Record) { r.Episodes[0].Procedures[0].Date = "2027-01-01" }, "episodes[0].procedures[0].date", "future"},
 		{"procedure before birth", func(r *Record) { r.Patient.BirthDate = "2026-02-01" }, "episodes[0].procedures[0].date", "before the patient's birth"},
 		{"unknown answer code", func(r *Record) { r.Episodes[0].Responses[0].Answers["1"] = []string{"5"} }, "episodes[0].responses[0].answers", `"5" is not one of its answers`},

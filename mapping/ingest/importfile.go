@@ -65,12 +65,15 @@ func (p Progress) ETA() time.Duration {
 
 // checkpoint is the resumable state of a file import.
 type checkpoint struct {
-	// Fingerprint identifies the file's content (size and a digest of its
-	// first megabyte), so a checkpoint is never applied to another file.
+	// Fingerprint identifies the file's content (size and digest), so a
+	// checkpoint is never applied to another file.
 	Fingerprint string `json:"fingerprint"`
 	// Line is the last line up to which every record is done.
 	Line   int            `json:"line"`
 	Counts map[string]int `json:"counts"`
+	// Report is the error report's size when the checkpoint was saved: a
+	// resumed import cuts off rows written after it, which it writes again.
+	Report int64 `json:"report"`
 }
 
 // Formats: how a file's records are read, by its extension.
@@ -158,7 +161,7 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	if err != nil {
 		return nil, err
 	}
-	report, err := openReport(fi.Path + ".errors.csv")
+	report, err := openReport(fi.Path+".errors.csv", cp.Report)
 	if err != nil {
 		return nil, err
 	}
@@ -235,8 +238,9 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 		return nil, err
 	}
 	defer f.Close()
+	resumeAfter := cp.Line // cp.Line moves under mu from here on
 	readErr := read(f, func(l Line) error {
-		if l.Number <= cp.Line {
+		if l.Number <= resumeAfter {
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -253,7 +257,7 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 		select {
 		case <-saveEvery.C:
 			mu.Lock()
-			err := save(cpPath, cp)
+			err := save(cpPath, cp, report)
 			mu.Unlock()
 			return err
 		default:
@@ -264,7 +268,7 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
-	if err := save(cpPath, cp); err != nil {
+	if err := save(cpPath, cp, report); err != nil {
 		return cp.Counts, err
 	}
 	prog.Finished = failure == nil && readErr == nil
@@ -281,7 +285,7 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	return cp.Counts, nil
 }
 
-// fingerprint is the file's size and the SHA-256 of its first megabyte.
+// fingerprint is the file's size and SHA-256.
 func fingerprint(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -293,7 +297,7 @@ func fingerprint(path string) (string, error) {
 		return "", err
 	}
 	h := sha256.New()
-	if _, err := io.CopyN(h, f, 1<<20); err != nil && err != io.EOF {
+	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
 	return strconv.FormatInt(st.Size(), 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
@@ -318,13 +322,32 @@ func countRecords(path string, read func(io.Reader, func(Line) error) error, fro
 	return after, before, err
 }
 
-func save(path string, cp checkpoint) error {
+// save writes the checkpoint durably, after the error report rows it
+// covers.
+func save(path string, cp checkpoint, report *errorReport) error {
+	size, err := report.sync()
+	if err != nil {
+		return err
+	}
+	cp.Report = size
 	raw, err := json.Marshal(cp)
 	if err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -337,9 +360,18 @@ type errorReport struct {
 	w *csv.Writer
 }
 
-func openReport(path string) (*errorReport, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+func openReport(path string, keep int64) (*errorReport, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
+		return nil, err
+	}
+	// Rows after the checkpoint are for lines the import does again.
+	if err := f.Truncate(keep); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(keep, io.SeekStart); err != nil {
+		f.Close()
 		return nil, err
 	}
 	r := &errorReport{f: f, w: csv.NewWriter(f)}
@@ -354,6 +386,18 @@ func (r *errorReport) write(line int, o Outcome) {
 		r.w.Write([]string{strconv.Itoa(line), o.Record, p.Field, p.Reason})
 	}
 	r.w.Flush()
+}
+
+// sync makes the rows written so far durable and returns the file's size.
+func (r *errorReport) sync() (int64, error) {
+	r.w.Flush()
+	if err := r.w.Error(); err != nil {
+		return 0, err
+	}
+	if err := r.f.Sync(); err != nil {
+		return 0, err
+	}
+	return r.f.Seek(0, io.SeekCurrent)
 }
 
 func (r *errorReport) close() error {

@@ -2,7 +2,7 @@ package synthetic
 
 import (
 	"encoding/json"
-	"reflect"
+	"errors"
 	"testing"
 
 	"github.com/promsgateway/gateway/mapping"
@@ -63,20 +63,33 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
-// Every kind of mistake is one the checks refuse.
+// Every kind of mistake is refused by the checks, at the field it spoils.
 func TestMistakesAreRefused(t *testing.T) {
+	field := map[string]string{
+		"nhs-check-digit": "patient.nhsNumber",
+		"impossible-date": "episodes[0].procedures[0].date",
+		"unknown-answer":  "episodes[0].responses[0].answers",
+		"unknown-version": "episodes[0].responses[0].instrument",
+		"wrong-side":      "episodes[0].procedures[0].side",
+	}
+	if len(field) != len(Mistakes) {
+		t.Fatalf("the test knows %d mistakes; the generator makes %d", len(field), len(Mistakes))
+	}
 	g := New(Options{Seed: 11, Invalid: 1})
-	seen := map[string]bool{}
 	for i := 0; i < 2*len(Mistakes); i++ {
 		r := g.Next()
 		kind := Mistakes[g.n%len(Mistakes)]
-		seen[kind] = true
-		if err := mapping.Check(r, g.opt.Now); err == nil {
-			t.Errorf("a record with mistake %s passed the checks", kind)
+		var ps mapping.Problems
+		if err := mapping.Check(r, g.opt.Now); !errors.As(err, &ps) {
+			t.Fatalf("a record with mistake %s passed the checks", kind)
 		}
-	}
-	if len(seen) != len(Mistakes) {
-		t.Errorf("mistakes used: %v", reflect.ValueOf(seen).MapKeys())
+		hit := false
+		for _, p := range ps {
+			hit = hit || p.Field == field[kind]
+		}
+		if !hit {
+			t.Errorf("mistake %s: problems %v do not name %s", kind, ps, field[kind])
+		}
 	}
 }
 
