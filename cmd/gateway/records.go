@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,7 +97,7 @@ func recordsHandler(in *ingest.Ingester, maxBody int64) http.Handler {
 			return
 		}
 		var req recordsRequest
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			fail(outcome.New(outcome.Invalid, `the body must be {"records": [record, ...]}: %v`, err))

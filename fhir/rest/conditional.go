@@ -61,5 +61,9 @@ func lockCriteria(ctx context.Context, db store.Reader, typ string, q url.Values
 	if !ok {
 		return nil
 	}
-	return tx.LockCriteria(ctx, typ+"?"+q.Encode())
+	return tx.LockCriteria(ctx, criteriaKey(typ, q))
 }
+
+// criteriaKey names the lock of a conditional interaction's criteria; the
+// single and the batched paths (lookupConditionals) must agree on it.
+func criteriaKey(typ string, q url.Values) string { return typ + "?" + q.Encode() }

@@ -23,7 +23,7 @@ func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response
 	}
 	id := r.assignedID
 	if inx := r.Header.Get("If-None-Exist"); inx != "" && id == "" {
-		existing, err := s.findExisting(ctx, tx, r.Type, inx)
+		existing, err := s.findExisting(ctx, tx, r)
 		if err != nil {
 			return nil, err
 		}
@@ -43,15 +43,10 @@ func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response
 		Outcome: outcome.Information("created %s", versionedPath(res))}, nil
 }
 
-// findExisting evaluates If-None-Exist criteria: the match, nil for none,
-// 412 for several.
-func (s *Server) findExisting(ctx context.Context, db store.Reader, typ, header string) (*store.Resource, error) {
-	return s.findExistingFor(ctx, db, &Request{Type: typ, Header: http.Header{"If-None-Exist": {header}}})
-}
-
-// findExistingFor is findExisting for a transaction entry, which may have
-// its criteria locked and looked up already (lookupConditionals).
-func (s *Server) findExistingFor(ctx context.Context, db store.Reader, r *Request) (*store.Resource, error) {
+// findExisting evaluates the If-None-Exist criteria of r: the match, nil
+// for none, 412 for several. In a transaction the criteria may be locked
+// and looked up already (lookupConditionals).
+func (s *Server) findExisting(ctx context.Context, db store.Reader, r *Request) (*store.Resource, error) {
 	typ := r.Type
 	q, err := conditionQuery(typ, r.Header.Get("If-None-Exist"))
 	if err != nil {

@@ -62,7 +62,6 @@ func (s *Server) Handler(metrics http.Handler, checks ...Check) http.Handler {
 		e.GET("/metrics", gin.WrapH(metrics))
 	}
 	for _, m := range s.mounts {
-		m := m
 		e.Handle(m.method, m.path, func(c *gin.Context) {
 			c.Set(interactionKey, m.name)
 			m.h.ServeHTTP(c.Writer, c.Request)

@@ -326,12 +326,7 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			return nil, entryError(p.index, err)
 		}
 		p.req.Body = body
-		if checked != nil && checked[p.index] {
-			err = s.indexBody(&p.req)
-		} else {
-			err = s.checkBody(&p.req)
-		}
-		if err != nil {
+		if err := s.checkBody(&p.req, checked == nil || !checked[p.index]); err != nil {
 			return nil, entryError(p.index, err)
 		}
 		bodies = append(bodies, &p.req)
@@ -356,7 +351,7 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans [
 		var id string
 		switch {
 		case p.req.Method == http.MethodPost && p.req.Header.Get("If-None-Exist") != "":
-			existing, err := s.findExistingFor(ctx, tx, &p.req)
+			existing, err := s.findExisting(ctx, tx, &p.req)
 			if err != nil {
 				return nil, entryError(p.index, err)
 			}
@@ -428,7 +423,7 @@ func (s *Server) lookupConditionals(ctx context.Context, db store.Reader, plans 
 		default:
 			continue
 		}
-		c := &cond{p: p, key: p.req.Type + "?" + q.Encode()}
+		c := &cond{p: p, key: criteriaKey(p.req.Type, q)}
 		c.token, c.simple = s.tokenCriterion(ctx, p.req.Type, q)
 		conds = append(conds, c)
 	}

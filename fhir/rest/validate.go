@@ -20,6 +20,12 @@ import (
 // breaks a rule of the specification (a required element missing, a
 // reference to a type the element does not allow) is 422 (R4 3.1.0.4).
 func (s *Server) checkResource(body []byte, typ string) ([]byte, string, error) {
+	return s.readResource(body, typ, true)
+}
+
+// readResource is checkResource, without the strict check when strictly
+// is false (for a body precheck already checked: only its ids differ).
+func (s *Server) readResource(body []byte, typ string, strictly bool) ([]byte, string, error) {
 	if err := resource.CheckDepth(body, s.cfg.MaxDepth); err != nil {
 		return nil, "", outcome.New(outcome.Invalid, "%v", err)
 	}
@@ -33,8 +39,10 @@ func (s *Server) checkResource(body []byte, typ string) ([]byte, string, error) 
 	if h.ID != "" && !resource.ValidID(h.ID) {
 		return nil, "", outcome.At(outcome.Invalid, "value", h.Type+".id", "id %q is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)", h.ID)
 	}
-	if err := strict.Check(body); err != nil {
-		return nil, "", validationError(err)
+	if strictly {
+		if err := strict.Check(body); err != nil {
+			return nil, "", validationError(err)
+		}
 	}
 	compact, err := resource.Compact(body)
 	if err != nil {
@@ -56,35 +64,21 @@ func (s *Server) requestBody(ctx context.Context, r *Request) ([]byte, string, e
 
 // prepareBody checks r.Body and extracts its search index rows.
 func (s *Server) prepareBody(ctx context.Context, r *Request) error {
-	if err := s.checkBody(r); err != nil {
+	if err := s.checkBody(r, true); err != nil {
 		return err
 	}
 	return s.blind(ctx, r)
 }
 
-// checkBody checks r.Body and extracts its search index rows, still in
-// plaintext: blind (or blindEntries) must follow before anything is written.
-func (s *Server) checkBody(r *Request) error {
-	checked, id, err := s.checkResource(r.Body, r.Type)
+// checkBody checks r.Body (strictly, unless precheck already did) and
+// extracts its search index rows, still in plaintext: blind (or
+// blindEntries) must follow before anything is written.
+func (s *Server) checkBody(r *Request, strictly bool) error {
+	checked, id, err := s.readResource(r.Body, r.Type, strictly)
 	if err != nil {
 		return err
 	}
 	r.checked, r.checkedID, r.index = checked, id, s.extractRows(r.Type, checked)
-	return nil
-}
-
-// indexBody is checkBody for a body precheck already checked strictly: it
-// compacts it, reads its id and extracts its search index rows.
-func (s *Server) indexBody(r *Request) error {
-	h, _, err := resource.ReadHeader(r.Body)
-	if err != nil {
-		return outcome.New(outcome.Invalid, "the body is not a FHIR JSON resource: %v", err)
-	}
-	compact, err := resource.Compact(r.Body)
-	if err != nil {
-		return outcome.New(outcome.Invalid, "invalid JSON: %v", err)
-	}
-	r.checked, r.checkedID, r.index = compact, h.ID, s.extractRows(r.Type, compact)
 	return nil
 }
 

@@ -94,7 +94,7 @@ func ReadCSV(r io.Reader, fn func(Line) error) error {
 		if err != nil {
 			// An unclosed quote runs to the end of the file: no row after a
 			// syntax error can be trusted, so the file stops here.
-			return fmt.Errorf("unreadable CSV (%v); nothing after it was imported: correct the file and import it again", err)
+			return fmt.Errorf("unreadable CSV (%v): no row after it can be trusted; correct the file and import it again", err)
 		}
 		// A record's line is where it starts (cells may span lines).
 		line, _ := cr.FieldPos(0)

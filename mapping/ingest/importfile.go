@@ -136,7 +136,7 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	if err != nil {
 		return nil, err
 	}
-	fp, err := fingerprint(fi.Path)
+	fp, recordLines, err := scan(fi.Path, read)
 	if err != nil {
 		return nil, err
 	}
@@ -157,10 +157,8 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	total, skipped, err := countRecords(fi.Path, read, cp.Line)
-	if err != nil {
-		return nil, err
-	}
+	skipped := sort.SearchInts(recordLines, cp.Line+1) // records up to the checkpoint
+	total := len(recordLines) - skipped
 	report, err := openReport(fi.Path+".errors.csv", cp.Report)
 	if err != nil {
 		return nil, err
@@ -285,41 +283,28 @@ func (in *Ingester) ImportFile(ctx context.Context, fi FileImport) (map[string]i
 	return cp.Counts, nil
 }
 
-// fingerprint is the file's size and SHA-256.
-func fingerprint(path string) (string, error) {
+// scan reads the file once before the import: its fingerprint (size and
+// SHA-256), so a checkpoint is never applied to another file, and the line
+// numbers of its records, in order, for the progress totals.
+func scan(path string, read func(io.Reader, func(Line) error) error) (fingerprint string, lines []int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer f.Close()
+	h := sha256.New()
+	tee := io.TeeReader(f, h)
+	if err := read(tee, func(l Line) error { lines = append(lines, l.Number); return nil }); err != nil {
+		return "", nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := io.Copy(h, f); err != nil { // what the reader left unread
+		return "", nil, err
+	}
 	st, err := f.Stat()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return strconv.FormatInt(st.Size(), 10) + ":" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// countRecords counts the records after line from (for the progress
-// total) and those up to it.
-func countRecords(path string, read func(io.Reader, func(Line) error) error, from int) (after, before int, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer f.Close()
-	err = read(f, func(l Line) error {
-		if l.Number <= from {
-			before++
-		} else {
-			after++
-		}
-		return nil
-	})
-	return after, before, err
+	return strconv.FormatInt(st.Size(), 10) + ":" + hex.EncodeToString(h.Sum(nil)), lines, nil
 }
 
 // save writes the checkpoint durably, after the error report rows it

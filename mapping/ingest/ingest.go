@@ -142,18 +142,18 @@ func jsonKind(k string) string {
 // Record decodes, checks, maps and stores one record. A fault of the
 // gateway's (a panic in mapping) fails that record, not the process.
 func (in *Ingester) Record(ctx context.Context, raw []byte) (out Outcome) {
-	defer func() {
-		if p := recover(); p != nil {
-			out = Outcome{Record: out.Record, Status: Failed, Error: "internal error in the gateway; the record was not stored"}
-			if in.Log != nil {
-				in.Log.ErrorContext(ctx, "mapping a record panicked", "panic", p, "stack", string(debug.Stack()))
-			}
-		}
-	}()
 	r, err := Decode(raw)
 	if err != nil {
 		return Outcome{Status: Rejected, Problems: err.(mapping.Problems)}
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			out = Outcome{Record: r.Source.Record, Status: Failed, Error: "internal error in the gateway; the record was not stored"}
+			if in.Log != nil {
+				in.Log.ErrorContext(ctx, "mapping a record panicked", "record", r.Source.Record, "panic", p, "stack", string(debug.Stack()))
+			}
+		}
+	}()
 	return in.store(ctx, r)
 }
 

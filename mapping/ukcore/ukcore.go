@@ -31,13 +31,11 @@ import (
 	"github.com/promsgateway/gateway/mapping"
 )
 
-// Mapped is one record as FHIR: a transaction Bundle and what each entry
-// is, and the definitions its responses answer.
+// Mapped is one record as FHIR: a transaction Bundle, and the definitions
+// its responses answer.
 type Mapped struct {
 	// Bundle is the transaction Bundle JSON.
 	Bundle []byte
-	// Entries describe the Bundle's entries in order.
-	Entries []Entry
 	// Definitions is a transaction Bundle of the Questionnaires the
 	// record's responses answer (nil when it has none), and DefinitionsKey
 	// names its content: the definitions are the same for every record, so
@@ -46,15 +44,6 @@ type Mapped struct {
 	// them being stored first.
 	Definitions    []byte
 	DefinitionsKey string
-}
-
-// Entry is one resource of a mapped record.
-type Entry struct {
-	// Type is the resource type; Identifier is "system|value", the
-	// conditional update's criterion.
-	Type, Identifier string
-	// FullURL is the entry's urn:uuid.
-	FullURL string
 }
 
 // namespace is the UUID namespace of entry fullUrls (a random constant: the
@@ -66,7 +55,6 @@ type builder struct {
 	rec     *mapping.Record
 	base    string // the source system, without a trailing slash
 	entries []fhir.BundleEntry
-	meta    []Entry
 	// defs are the Questionnaire entries, kept apart (Mapped.Definitions).
 	defs    []fhir.BundleEntry
 	seen    map[string]string // Type|system|value -> fullUrl
@@ -90,7 +78,7 @@ func Map(r *mapping.Record) (*Mapped, error) {
 	if err := b.record(); err != nil {
 		return nil, fmt.Errorf("map record %s: %w", r.Source.Record, err)
 	}
-	m := &Mapped{Bundle: transaction(b.entries), Entries: b.meta}
+	m := &Mapped{Bundle: transaction(b.entries)}
 	if len(b.defs) > 0 {
 		m.Definitions = transaction(b.defs)
 		sum := sha256.Sum256(m.Definitions)
@@ -186,7 +174,6 @@ func (b *builder) put(typ string, id fhir.Identifier, res any) (fhir.Reference, 
 	}
 	full := "urn:uuid:" + uuid.NewSHA1(namespace, []byte(key)).String()
 	b.seen[key] = full
-	crit := *id.System + "|" + *id.Value
 	// The search value escapes the characters search gives a meaning
 	// (R4 3.1.1.5.7), so a comma or bar in the platform's URI or ids
 	// matches itself instead of splitting the criterion.
@@ -209,7 +196,6 @@ func (b *builder) put(typ string, id fhir.Identifier, res any) (fhir.Reference, 
 		return ref, nil
 	}
 	b.entries = append(b.entries, entry)
-	b.meta = append(b.meta, Entry{Type: typ, Identifier: crit, FullURL: full})
 	b.targets = append(b.targets, ref)
 	return ref, nil
 }
@@ -254,7 +240,6 @@ func (b *builder) putProvenance(p fhir.Provenance) error {
 		Resource: raw,
 		Request:  &fhir.BundleEntryRequest{Method: fhir.HTTPVerbPUT, Url: "Provenance/" + id},
 	})
-	b.meta = append(b.meta, Entry{Type: "Provenance", Identifier: "", FullURL: "urn:uuid:" + id})
 	return nil
 }
 
