@@ -88,6 +88,7 @@ Environment:
   GATEWAY_MAX_BODY_BYTES, GATEWAY_MAX_DEPTH, GATEWAY_MAX_BUNDLE_ENTRIES  request limits
   GATEWAY_UPDATE_CREATE               true|false: may update create? (default true)
   GATEWAY_CONDITIONAL_DELETE_MULTIPLE true|false (default true)
+  GATEWAY_READ_CACHE_MB  memory for reads by id, sealed as stored (default 64; 0: off)
   GATEWAY_LOG_LEVEL   debug|info|warn|error (default info)
   GATEWAY_DEBUG_ADDR  if set, serve Go profiling (pprof) on this address`
 
@@ -100,6 +101,7 @@ type settings struct {
 	dataKeyMaxAge      time.Duration
 	api                rest.Config
 	logLevel           slog.Level
+	readCacheMB        int64
 }
 
 func readSettings(getenv func(string) string) (settings, error) {
@@ -131,6 +133,11 @@ func readSettings(getenv func(string) string) (settings, error) {
 	s.api.BaseURL = getenv("GATEWAY_BASE_URL")
 	s.api.SoftwareVersion = version
 	var err error
+	if getenv("GATEWAY_READ_CACHE_MB") != "0" {
+		if s.readCacheMB, err = intVar(getenv, "GATEWAY_READ_CACHE_MB", 64); err != nil {
+			return s, err
+		}
+	}
 	if s.api.MaxBodyBytes, err = intVar(getenv, "GATEWAY_MAX_BODY_BYTES", s.api.MaxBodyBytes); err != nil {
 		return s, err
 	}
@@ -199,6 +206,11 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, re
 		return err
 	}
 	defer closeAll()
+	if cfg.readCacheMB > 0 {
+		if err := st.EnableReadCache(ctx, int(cfg.readCacheMB)<<20, 10*time.Millisecond); err != nil {
+			return err
+		}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

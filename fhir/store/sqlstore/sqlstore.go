@@ -54,6 +54,12 @@ type Store struct {
 
 	stmts  sync.Map // query -> *sql.Stmt
 	nstmts atomic.Int32
+
+	// cache, when EnableReadCache set it, serves reads by id; the change
+	// feed goroutine keeps it coherent until stopFeed.
+	cache    *readCache
+	stopFeed context.CancelFunc
+	feedDone chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -179,6 +185,10 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the prepared statements and the connection pool.
 func (s *Store) Close() error {
+	if s.stopFeed != nil {
+		s.stopFeed()
+		<-s.feedDone
+	}
 	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	if s.searchDB != s.db {
 		s.searchDB.Close()
@@ -298,6 +308,9 @@ func (r reader) exec(ctx context.Context, q string, args ...any) error {
 
 // Read implements store.Reader.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Resource, error) {
+	if s.cache != nil {
+		return s.cache.read(ctx, s.reader(), typ, id)
+	}
 	return s.reader().Read(ctx, typ, id)
 }
 
@@ -341,7 +354,14 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
 		sqlTx.Rollback()
 		return err
 	}
-	if err := sqlTx.Commit(); err != nil {
+	err = sqlTx.Commit()
+	// A failed commit may still have committed: forget what it wrote.
+	if s.cache != nil {
+		for _, k := range t.written {
+			s.cache.invalidate(k)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
@@ -540,6 +560,9 @@ func (r reader) History(ctx context.Context, hq store.HistoryQuery) (*store.Hist
 // tx implements store.Tx.
 type tx struct {
 	reader
+	// written are the resources this transaction changed, for the read
+	// cache to forget once it commits.
+	written []cacheKey
 }
 
 // lock makes the resource's current row exist and locks it, returning its
@@ -624,6 +647,7 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 		for _, row := range w.Index {
 			args = append(args, indexArgs(row)...)
 		}
+		t.written = append(t.written, cacheKey{res.Type, res.ID})
 		err = t.exec(ctx, t.s.d.combinedCreate(len(w.Index)), args...)
 		indexed = true
 	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
@@ -679,6 +703,7 @@ func (t *tx) Delete(ctx context.Context, typ, id, method string, ifMatch int64) 
 
 // record appends a version.
 func (t *tx) record(ctx context.Context, res *store.Resource, sealed []byte) error {
+	t.written = append(t.written, cacheKey{res.Type, res.ID})
 	deleted := 0
 	if res.Deleted {
 		deleted = 1

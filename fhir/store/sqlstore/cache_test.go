@@ -1,0 +1,210 @@
+package sqlstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/store"
+	"github.com/promsgateway/gateway/fhir/store/sqlstore"
+	"github.com/promsgateway/gateway/fhir/store/storetest"
+)
+
+const feedInterval = 5 * time.Millisecond
+
+func cached(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
+	t.Helper()
+	if err := s.EnableReadCache(context.Background(), 1<<20, feedInterval); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The whole store suite holds with the read cache on.
+func TestSQLiteCached(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { s, _ := openSQLite(t); return cached(t, s) })
+}
+
+func TestPostgresCached(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return cached(t, openPostgres(t)) })
+}
+
+// twoProcesses opens two stores on one database, as two gateway processes
+// (replicas, or serve beside import) would: a, with the cache, and b.
+func twoProcesses(t *testing.T, engine string) (a, b *sqlstore.Store) {
+	t.Helper()
+	var dsn string
+	switch engine {
+	case "sqlite":
+		dsn = filepath.Join(t.TempDir(), "shared.db")
+	default:
+		dsn = storetest.PostgresDSN(t)
+	}
+	env := envelope(t)
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.Open(context.Background(), dsn, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	b = open()
+	return cached(t, open()), b
+}
+
+func put(t *testing.T, s store.Store, id, family string) {
+	t.Helper()
+	ctx := context.Background()
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"` + family + `"}]}`)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually reads typ/id from s until it has version want (deleted or
+// not), failing after five seconds.
+func eventually(t *testing.T, s store.Store, id string, want int64, deleted bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := s.Read(context.Background(), "Patient", id)
+		if err == nil && r.Version == want && r.Deleted == deleted {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Patient/%s: still %+v, %v; want version %d (deleted %v)", id, r, err, want, deleted)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func waitCacheOn(t *testing.T, s *sqlstore.Store) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !sqlstore.CacheOn(s) {
+		if time.Now().After(deadline) {
+			t.Fatal("the read cache never came on")
+		}
+		time.Sleep(feedInterval)
+	}
+}
+
+// A write of this process is read back at once; a write of another one
+// within the feed's interval, never a stale version for ever.
+func TestReadCacheFollowsOtherWriters(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			a, b := twoProcesses(t, engine)
+			waitCacheOn(t, a)
+			ctx := context.Background()
+			put(t, b, "x", "One")
+			eventually(t, a, "x", 1, false)
+			time.Sleep(10 * feedInterval) // the feed passes b's write
+			a.Read(ctx, "Patient", "x")
+			if v, ok := sqlstore.CachedVersion(a, "Patient", "x"); !ok || v != 1 {
+				t.Fatalf("cache holds %d, %v after a read; want version 1", v, ok)
+			}
+			// Own write: no waiting.
+			put(t, a, "x", "Two")
+			if r, err := a.Read(ctx, "Patient", "x"); err != nil || r.Version != 2 {
+				t.Fatalf("own write read back as %+v, %v", r, err)
+			}
+			// Another process's update, then its delete.
+			put(t, b, "x", "Three")
+			eventually(t, a, "x", 3, false)
+			err := b.InTx(ctx, func(tx store.Tx) error { _, err := tx.Delete(ctx, "Patient", "x", "DELETE", 0); return err })
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, a, "x", 4, true)
+		})
+	}
+}
+
+// PostgreSQL: a transaction that took its seq before another but commits
+// after it (the feed has meanwhile passed that other seq) still reaches
+// the cache.
+func TestReadCacheSeesLateCommits(t *testing.T) {
+	a, b := twoProcesses(t, "postgres")
+	waitCacheOn(t, a)
+	ctx := context.Background()
+	put(t, b, "slow", "One")
+	put(t, b, "fast", "One")
+	eventually(t, a, "slow", 1, false)
+	eventually(t, a, "fast", 1, false)
+
+	hold, commit := make(chan struct{}), make(chan error, 1)
+	var release sync.Once
+	defer release.Do(func() { close(hold) })
+	go func() {
+		commit <- b.InTx(ctx, func(tx store.Tx) error {
+			if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "slow", Method: "PUT", Body: []byte(`{"resourceType":"Patient"}`)}); err != nil {
+				return err
+			}
+			<-hold // the seq is taken; the commit waits
+			return nil
+		})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	put(t, b, "fast", "Two") // a later seq, committed first
+	eventually(t, a, "fast", 2, false)
+	if r, _ := a.Read(ctx, "Patient", "slow"); r == nil || r.Version != 1 {
+		t.Fatalf("uncommitted write visible: %+v", r)
+	}
+	time.Sleep(100 * time.Millisecond) // many polls pass the gap
+	release.Do(func() { close(hold) })
+	if err := <-commit; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, a, "slow", 2, false)
+}
+
+// PostgreSQL: a cache starting while another process's write transaction
+// runs stays off until that transaction ends, then sees its write.
+func TestReadCacheStartsAfterOlderWriters(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	env := envelope(t)
+	ctx := context.Background()
+	b, err := sqlstore.Open(ctx, dsn, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	a, err := sqlstore.Open(ctx, dsn, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	put(t, b, "p", "One")
+	hold, commit := make(chan struct{}), make(chan error, 1)
+	var release sync.Once
+	defer release.Do(func() { close(hold) })
+	go func() {
+		commit <- b.InTx(ctx, func(tx store.Tx) error {
+			if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "p", Method: "PUT", Body: []byte(`{"resourceType":"Patient"}`)}); err != nil {
+				return err
+			}
+			<-hold
+			return nil
+		})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	put(t, b, "q", "One") // a later seq, committed: the start sees past the held one
+	cached(t, a)
+	time.Sleep(1500 * time.Millisecond) // past the grace period
+	if sqlstore.CacheOn(a) {
+		t.Fatal("the cache came on while a writer older than it was running")
+	}
+	release.Do(func() { close(hold) })
+	if err := <-commit; err != nil {
+		t.Fatal(err)
+	}
+	waitCacheOn(t, a)
+	eventually(t, a, "p", 2, false)
+}

@@ -1,0 +1,235 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// changeFeed follows resource_version, to which every create, update and
+// delete of any process appends a row, and invalidates the read cache for
+// each row it sees. It is how writes of other processes reach the cache.
+//
+// seq orders rows as they were inserted, not as they were committed. On
+// SQLite the two agree (writers are serialised, and a rolled-back insert's
+// seq is reused), so every seq below the newest one seen has been seen.
+// On PostgreSQL a transaction may take seq 10, commit after another took
+// 11, and so become visible later; and a rolled-back one leaves 10 unused
+// for ever. The feed therefore keeps each seq it skipped as a gap and
+// looks for it again on every poll, until PostgreSQL shows that no
+// transaction that could hold it is still running (pg_stat_activity: every
+// writing transaction started after the gap was found). The same rule
+// covers start-up: until every writing transaction older than the start
+// has ended, the cache stays off.
+type changeFeed struct {
+	s *Store
+	c *readCache
+	// next is the lowest seq not yet seen; every lower one was seen or is
+	// in gaps.
+	next int64
+	// gaps maps a skipped seq to the database time at which a later one
+	// was seen without it (zero until the next activity check sets it).
+	gaps map[int64]time.Time
+	// horizon, when set, keeps the cache off until no writing transaction
+	// older than it runs: at start, and after more gaps than the feed keeps.
+	horizon time.Time
+	// needHorizon asks settle to set horizon to the database's time.
+	needHorizon bool
+}
+
+const (
+	feedBatch = 1000
+	// maxGaps bounds the skipped seqs the feed tracks one by one; past it
+	// the cache goes off until a horizon passes.
+	maxGaps = 1000
+	// gapGrace covers the moment between a PostgreSQL insert taking its
+	// seq and its transaction showing a transaction id.
+	gapGrace = time.Second
+	// gapGiveUp ends the wait for a gap whose transaction the activity
+	// view cannot show (a session of another role): the cache is flushed
+	// and the gap forgotten.
+	gapGiveUp = 5 * time.Minute
+)
+
+// EnableReadCache keeps up to maxBytes of current versions in memory for
+// reads by id (see readCache), and follows the change feed every interval
+// until ctx ends or the store closes. Call it once, after Open.
+func (s *Store) EnableReadCache(ctx context.Context, maxBytes int, interval time.Duration) error {
+	if s.cache != nil {
+		return fmt.Errorf("read cache already enabled")
+	}
+	f := &changeFeed{s: s, c: newReadCache(maxBytes), gaps: map[int64]time.Time{}}
+	if err := f.start(ctx); err != nil {
+		return fmt.Errorf("read cache: %w", err)
+	}
+	s.cache = f.c
+	ctx, cancel := context.WithCancel(ctx)
+	s.stopFeed = cancel
+	s.feedDone = make(chan struct{})
+	go func() {
+		defer close(s.feedDone)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			more, err := f.poll(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				// Whatever happened meanwhile is still in resource_version:
+				// the feed resumes from next, and serves nothing until then.
+				f.c.setOn(false)
+			}
+			if more {
+				continue
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
+
+func (f *changeFeed) postgres() bool { return f.s.d.name == "postgres" }
+
+func (f *changeFeed) start(ctx context.Context) error {
+	var last int64
+	if err := f.s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM resource_version`).Scan(&last); err != nil {
+		return err
+	}
+	f.next = last + 1
+	if !f.postgres() {
+		f.c.setOn(true)
+		return nil
+	}
+	// A transaction still running may hold a seq below next.
+	return f.s.db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&f.horizon)
+}
+
+// poll reads the rows after next, invalidates their keys, and settles
+// gaps; more says a full batch came back and the feed should poll again
+// at once.
+func (f *changeFeed) poll(ctx context.Context) (more bool, err error) {
+	rows, err := f.s.db.QueryContext(ctx, f.s.d.rebind(`SELECT seq, type, id FROM resource_version WHERE seq >= ? ORDER BY seq LIMIT `+fmt.Sprint(feedBatch)), f.next)
+	if err != nil {
+		return false, err
+	}
+	n := 0
+	for rows.Next() {
+		var (
+			seq     int64
+			typ, id string
+		)
+		if err := rows.Scan(&seq, &typ, &id); err != nil {
+			rows.Close()
+			return false, err
+		}
+		n++
+		f.c.invalidate(cacheKey{typ, id})
+		if f.postgres() {
+			for g := f.next; g < seq; g++ {
+				if len(f.gaps) >= maxGaps {
+					f.overflow()
+					break
+				}
+				f.gaps[g] = time.Time{}
+			}
+		}
+		f.next = seq + 1
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	if f.postgres() && (len(f.gaps) > 0 || !f.horizon.IsZero() || f.needHorizon) {
+		if err := f.settle(ctx); err != nil {
+			return false, err
+		}
+	}
+	more = n == feedBatch
+	if !more && f.horizon.IsZero() && !f.needHorizon && !f.c.on.Load() {
+		f.c.setOn(true)
+	}
+	return more, nil
+}
+
+// overflow replaces the tracked gaps by a horizon: the cache goes off
+// until every writing transaction that could hold one of them has ended.
+func (f *changeFeed) overflow() {
+	clear(f.gaps)
+	f.c.setOn(false)
+	f.needHorizon = true
+}
+
+// settle (PostgreSQL) looks again for the gaps and forgets those no
+// running transaction can fill.
+func (f *changeFeed) settle(ctx context.Context) error {
+	var (
+		oldest  sql.NullTime
+		unknown int
+		now     time.Time
+	)
+	// The activity check comes first: a transaction that has ended by then
+	// has its row visible to the gap query after it, if it committed.
+	err := f.s.db.QueryRowContext(ctx, `SELECT min(xact_start), count(*) FILTER (WHERE xact_start IS NULL), clock_timestamp()
+		FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&oldest, &unknown, &now)
+	if err != nil {
+		return err
+	}
+	for g, at := range f.gaps {
+		if at.IsZero() {
+			f.gaps[g] = now
+		}
+	}
+	if f.needHorizon {
+		f.horizon, f.needHorizon = now, false
+	}
+	if len(f.gaps) > 0 {
+		list := make([]string, 0, len(f.gaps))
+		for g := range f.gaps {
+			list = append(list, fmt.Sprint(g))
+		}
+		rows, err := f.s.db.QueryContext(ctx, `SELECT seq, type, id FROM resource_version WHERE seq IN (`+strings.Join(list, ",")+`)`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var (
+				seq     int64
+				typ, id string
+			)
+			if err := rows.Scan(&seq, &typ, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			f.c.invalidate(cacheKey{typ, id})
+			delete(f.gaps, seq)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	// ended says no writing transaction that began before t still runs.
+	ended := func(t time.Time) bool {
+		return now.Sub(t) > gapGrace && unknown == 0 && (!oldest.Valid || oldest.Time.After(t))
+	}
+	for g, at := range f.gaps {
+		switch {
+		case ended(at):
+			delete(f.gaps, g) // rolled back
+		case now.Sub(at) > gapGiveUp:
+			delete(f.gaps, g)
+			f.c.flush()
+		}
+	}
+	if !f.horizon.IsZero() && (ended(f.horizon) || now.Sub(f.horizon) > gapGiveUp) {
+		f.horizon = time.Time{}
+	}
+	return nil
+}
