@@ -15,6 +15,7 @@ import (
 	"github.com/promsgateway/gateway/fhir/rest"
 	"github.com/promsgateway/gateway/mapping"
 	"github.com/promsgateway/gateway/mapping/ingest"
+	"github.com/promsgateway/gateway/mapping/ukcore"
 )
 
 // maxRecords bounds one POST /internal/v1/records.
@@ -26,7 +27,10 @@ const maxRecords = 1000
 // show (the cause goes to the log).
 func committer(api *rest.Server, log *slog.Logger) ingest.Committer {
 	return func(ctx context.Context, bundle []byte) ([]ingest.Stored, error) {
-		done, err := api.Commit(ctx, bundle)
+		// A record replaces what its earlier versions made: resources
+		// those made and this one does not are deleted (shared reference
+		// data excepted).
+		done, err := api.Commit(ctx, bundle, rest.CommitOptions{Supersede: true, Keep: ukcore.Shared})
 		if err != nil {
 			oe := outcome.As(err)
 			if s := outcome.Status(oe); s >= 400 && s < 500 {
@@ -47,6 +51,8 @@ func committer(api *rest.Server, log *slog.Logger) ingest.Committer {
 		for i, c := range done {
 			status := ingest.Updated
 			switch {
+			case c.Deleted:
+				status = ingest.Deleted
 			case c.Unchanged:
 				status = ingest.Unchanged
 			case c.Status == http.StatusCreated:

@@ -115,6 +115,54 @@ func TestRecordsAPI(t *testing.T) {
 				t.Errorf("the update duplicated the patient: %v", n)
 			}
 
+			// The platform drops the post-operative Oxford response and the
+			// surgeon: what the response made goes, the shared Practitioner
+			// stays.
+			episode := hip["episodes"].([]any)[0].(map[string]any)
+			var kept []any
+			for _, r := range episode["responses"].([]any) {
+				if r.(map[string]any)["id"] != "r-4" {
+					kept = append(kept, r)
+				}
+			}
+			episode["responses"] = kept
+			delete(episode["procedures"].([]any)[0].(map[string]any), "surgeon")
+			hip["source"].(map[string]any)["updated"] = "2026-07-01T10:00:00Z"
+			practitioners := total(t, gw, "Practitioner")
+			r4 := "QuestionnaireResponse?identifier=" + url.QueryEscape("https://proms.example.org/Id/questionnaire-response|r-4")
+			if n := total(t, gw, r4); n != 1 {
+				t.Fatalf("%v responses r-4 before the platform dropped it", n)
+			}
+			status, out, raw = postRecords(t, gw, hip)
+			if status != 200 || statusList(out) != "updated" {
+				t.Fatalf("shrunk record: %d %s", status, raw)
+			}
+			gone := map[string]int{}
+			for _, s := range out.Outcomes[0].Resources {
+				if s.Status == ingest.Deleted {
+					gone[s.Type]++
+					if r := call(t, "GET", gw+"/fhir/"+s.Type+"/"+s.ID, ""); r.status != http.StatusGone {
+						t.Errorf("%s/%s reported deleted, read gives %d", s.Type, s.ID, r.status)
+					}
+				}
+			}
+			if gone["QuestionnaireResponse"] != 1 || gone["Observation"] == 0 || gone["Practitioner"] != 0 {
+				t.Errorf("deleted %v; want the response and its scores, no Practitioner", gone)
+			}
+			if n := total(t, gw, r4); n != 0 {
+				t.Errorf("the dropped response is still found (%v)", n)
+			}
+			if n := total(t, gw, "Observation?code="+url.QueryEscape("https://proms.example.org/CodeSystem/proms-score|oxford-hip-score")); n != 1 {
+				t.Errorf("%v Oxford Hip Score observations; want the pre-op one only", n)
+			}
+			if n := total(t, gw, "Practitioner"); n != practitioners {
+				t.Errorf("Practitioners %v, were %v: shared data must stay", n, practitioners)
+			}
+			status, out, raw = postRecords(t, gw, hip)
+			if status != 200 || statusList(out) != "unchanged" {
+				t.Fatalf("shrunk record again: %d %s", status, raw)
+			}
+
 			// A batch with a good record and two bad ones.
 			badNHS := testRecord(t, "shoulder")
 			badNHS["patient"].(map[string]any)["id"] = "p-bad"

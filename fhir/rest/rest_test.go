@@ -33,6 +33,8 @@ type gateway struct {
 	handler http.Handler
 	// pseudonyms shares the gateway's keys and store (for $reidentify).
 	pseudonyms *pseudonym.Service
+	// srv is the server, for what callers inside the gateway use (Commit).
+	srv *rest.Server
 }
 
 type engine struct {
@@ -86,7 +88,7 @@ func startSealed(t testing.TB, dsn string, cfg func(*rest.Config), seal sqlstore
 	h := srv.Handler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), rest.Check{Name: "database", Fn: st.Ping})
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() { hs.Close(); st.Close() })
-	return &gateway{t: t, url: hs.URL + "/fhir", store: st, handler: h, pseudonyms: svc}
+	return &gateway{t: t, url: hs.URL + "/fhir", store: st, handler: h, pseudonyms: svc, srv: srv}
 }
 
 // reply is a response with its body read.

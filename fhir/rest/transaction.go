@@ -184,7 +184,7 @@ func order(method string) int {
 // (no conditional create, update or reference), so locks are held only for
 // the writes themselves.
 func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Response, error) {
-	plans, resps, err := s.runTransaction(ctx, r, b)
+	plans, resps, err := s.runTransaction(ctx, r, b, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +197,10 @@ func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Resp
 
 // runTransaction carries out a transaction's entries atomically and returns
 // them with their responses, in the Bundle's order.
-func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle) ([]*planned, []*Response, error) {
+//
+// after, when set, runs inside the transaction once every entry has run,
+// with their plans and responses.
+func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle, after func(ctx context.Context, tx store.Tx, plans []*planned, resps []*Response) error) ([]*planned, []*Response, error) {
 	early, err := s.prepareEntries(ctx, nil, r, b, nil)
 	if err != nil && !errors.Is(err, errNeedsDB) {
 		return nil, nil, err
@@ -229,6 +232,9 @@ func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle) ([]
 				return entryError(p.index, err)
 			}
 			resps[p.index] = resp
+		}
+		if after != nil {
+			return after(ctx, tx, plans, resps)
 		}
 		return nil
 	})

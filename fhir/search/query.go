@@ -455,6 +455,12 @@ func cutUnescaped(s string, sep byte) (before, after string, found bool) {
 	return s, "", false
 }
 
+// EscapeValue escapes \, comma, | and $ in v (R4 3.1.1.5.7), so that it
+// stands for itself in a search value: a token's system or code, a string.
+func EscapeValue(v string) string { return valueEscaper.Replace(v) }
+
+var valueEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`)
+
 // unescape removes the \ of \|, \$, \, and \\.
 func unescape(s string) string {
 	if !strings.Contains(s, "\\") {

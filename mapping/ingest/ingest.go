@@ -33,7 +33,8 @@ type Stored struct {
 	ID   string `json:"id"`
 	// Version is the resource's current version after the commit.
 	Version int64 `json:"version"`
-	// Status is created, updated or unchanged.
+	// Status is created, updated, unchanged or deleted (an earlier version
+	// of the record made it and this one no longer does).
 	Status string `json:"status"`
 }
 
@@ -55,6 +56,8 @@ const (
 	Created   = "created"
 	Updated   = "updated"
 	Unchanged = "unchanged"
+	// Deleted is a resource's status only: the record no longer makes it.
+	Deleted = "deleted"
 	Rejected  = "rejected"
 	Failed    = "failed"
 )

@@ -59,7 +59,7 @@ type builder struct {
 	defs    []fhir.BundleEntry
 	seen    map[string]string // Type|system|value -> fullUrl
 	patient string            // the Patient's fullUrl
-	targets []fhir.Reference  // what the Provenance covers
+	targets []fhir.Reference  // what the Provenance covers: the record's own resources
 	// teams are the CareTeams by key (providers, team); studyRefs the
 	// ResearchStudies by study id; subjects the ResearchSubjects waiting
 	// for their consent.
@@ -149,6 +149,11 @@ func searchEscape(v string) string {
 // referenceData are the types many records share; see put.
 var referenceData = map[string]bool{"Organization": true, "Practitioner": true, "PractitionerRole": true, "ResearchStudy": true}
 
+// Shared reports whether resources of type typ are shared by many records
+// (organisations, practitioners, studies): a record's Provenance does not
+// target them, and a record that stops naming one leaves it in place.
+func Shared(typ string) bool { return referenceData[typ] }
+
 // derivedID identifies a resource the mapping derives (a score, a care
 // team, a consent decision) rather than one the platform names: its value
 // is a digest of the parts that make it unique, so the same record always
@@ -196,7 +201,9 @@ func (b *builder) put(typ string, id fhir.Identifier, res any) (fhir.Reference, 
 		return ref, nil
 	}
 	b.entries = append(b.entries, entry)
-	b.targets = append(b.targets, ref)
+	if !referenceData[typ] {
+		b.targets = append(b.targets, ref)
+	}
 	return ref, nil
 }
 
