@@ -15,7 +15,9 @@ import (
 // Practitioner), and a Provenance (id prov-<version>) of source rec-1 that
 // targets what targets names ("patient" and the names of writes).
 func sourceBundle(version string, writes []string, targets ...string) string {
-	urn := func(s string) string { return "urn:uuid:" + fmt.Sprintf("%08x-0000-4000-8000-000000000000", len(s)*7919+int(s[len(s)-1])) }
+	urn := func(s string) string {
+		return "urn:uuid:" + fmt.Sprintf("%08x-0000-4000-8000-000000000000", len(s)*7919+int(s[len(s)-1]))
+	}
 	var entries []string
 	put := func(key, typ, ident, body string) {
 		entries = append(entries, fmt.Sprintf(`{"fullUrl":%q,"resource":%s,"request":{"method":"PUT","url":"%s?identifier=urn:test|%s"}}`, urn(key), body, typ, ident))

@@ -57,9 +57,9 @@ const (
 	Updated   = "updated"
 	Unchanged = "unchanged"
 	// Deleted is a resource's status only: the record no longer makes it.
-	Deleted = "deleted"
-	Rejected  = "rejected"
-	Failed    = "failed"
+	Deleted  = "deleted"
+	Rejected = "rejected"
+	Failed   = "failed"
 )
 
 // Outcome is what became of one record.
