@@ -70,6 +70,8 @@ func (s *Store) EnableReadCache(ctx context.Context, maxBytes int, interval time
 	s.feedDone = make(chan struct{})
 	go func() {
 		defer close(s.feedDone)
+		// Without the feed the cache cannot know of other writers.
+		defer f.c.setOn(false)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -115,22 +117,9 @@ func (f *changeFeed) start(ctx context.Context) error {
 // gaps; more says a full batch came back and the feed should poll again
 // at once.
 func (f *changeFeed) poll(ctx context.Context) (more bool, err error) {
-	rows, err := f.s.db.QueryContext(ctx, f.s.d.rebind(`SELECT seq, type, id FROM resource_version WHERE seq >= ? ORDER BY seq LIMIT `+fmt.Sprint(feedBatch)), f.next)
-	if err != nil {
-		return false, err
-	}
 	n := 0
-	for rows.Next() {
-		var (
-			seq     int64
-			typ, id string
-		)
-		if err := rows.Scan(&seq, &typ, &id); err != nil {
-			rows.Close()
-			return false, err
-		}
+	err = f.changes(ctx, f.s.d.rebind(`SELECT seq, type, id FROM resource_version WHERE seq >= ? ORDER BY seq LIMIT `+fmt.Sprint(feedBatch)), func(seq int64) {
 		n++
-		f.c.invalidate(cacheKey{typ, id})
 		if f.postgres() {
 			for g := f.next; g < seq; g++ {
 				if len(f.gaps) >= maxGaps {
@@ -141,9 +130,8 @@ func (f *changeFeed) poll(ctx context.Context) (more bool, err error) {
 			}
 		}
 		f.next = seq + 1
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	}, f.next)
+	if err != nil {
 		return false, err
 	}
 	if f.postgres() && (len(f.gaps) > 0 || !f.horizon.IsZero() || f.needHorizon) {
@@ -194,24 +182,10 @@ func (f *changeFeed) settle(ctx context.Context) error {
 		for g := range f.gaps {
 			list = append(list, fmt.Sprint(g))
 		}
-		rows, err := f.s.db.QueryContext(ctx, `SELECT seq, type, id FROM resource_version WHERE seq IN (`+strings.Join(list, ",")+`)`)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var (
-				seq     int64
-				typ, id string
-			)
-			if err := rows.Scan(&seq, &typ, &id); err != nil {
-				rows.Close()
-				return err
-			}
-			f.c.invalidate(cacheKey{typ, id})
+		err := f.changes(ctx, `SELECT seq, type, id FROM resource_version WHERE seq IN (`+strings.Join(list, ",")+`)`, func(seq int64) {
 			delete(f.gaps, seq)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -232,4 +206,26 @@ func (f *changeFeed) settle(ctx context.Context) error {
 		f.horizon = time.Time{}
 	}
 	return nil
+}
+
+// changes runs q, which selects seq, type and id of resource_version rows,
+// invalidates each row's resource in the cache and passes its seq to fn.
+func (f *changeFeed) changes(ctx context.Context, q string, fn func(seq int64), args ...any) error {
+	rows, err := f.s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			seq     int64
+			typ, id string
+		)
+		if err := rows.Scan(&seq, &typ, &id); err != nil {
+			return err
+		}
+		f.c.invalidate(cacheKey{typ, id})
+		fn(seq)
+	}
+	return rows.Err()
 }
