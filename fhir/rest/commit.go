@@ -146,6 +146,9 @@ func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, r
 			if err != nil {
 				return nil, err
 			}
+			if old.Deleted {
+				continue
+			}
 			var pv provenanceView
 			if err := json.Unmarshal(old.Body, &pv); err != nil {
 				return nil, err
