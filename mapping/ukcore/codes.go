@@ -87,11 +87,26 @@ func conditionCode(typ, joint string) *fhir.CodeableConcept {
 	return ccText(text)
 }
 
-// procedureSCT are the replacements SNOMED codes confirm (primary total hip
-// and knee); the others are text and the platform's code.
+// procedureSCT are the replacements SNOMED codes confirm, by joint, kind
+// and type; revisionSCT the revisions by joint, whatever was revised. The
+// revisions' source is the NLM Value Set Authority Center's value sets
+// "Hip Replacement Surgery" (OID 2.16.840.1.113883.3.117.1.7.1.259) and
+// "Knee Replacement Surgery" (2.16.840.1.113883.3.117.1.7.1.261), expansion
+// of 2024-05-02 over SNOMED CT 2023-09, which pair these ids with these
+// terms; they are international concepts, so in the UK edition too. No
+// source confirmed codes for shoulder replacements or revisions, or for
+// partial and resurfacing replacements as a whole: those are text and the
+// platform's code.
 var procedureSCT = map[string]fhir.Coding{
-	"hip-primary-total":  sct("52734007", "Total replacement of hip"),
-	"knee-primary-total": sct("609588000", "Total knee replacement"),
+	"hip-primary-total":   sct("52734007", "Total replacement of hip"),
+	"knee-primary-total":  sct("609588000", "Total knee replacement"),
+	"hip-revision-total":  sct("62402000", "Revision of total hip replacement"),
+	"knee-revision-total": sct("29712008", "Revision of knee replacement"),
+}
+
+var revisionSCT = map[string]fhir.Coding{
+	"hip":  sct("112727005", "Revision of hip replacement"),
+	"knee": sct("29712008", "Revision of knee replacement"),
 }
 
 var procedureTypeText = map[string]string{
@@ -106,6 +121,9 @@ func procedureCode(joint, kind, typ string) *fhir.CodeableConcept {
 		text = "Revision of " + joint + " replacement (" + procedureTypeText[typ] + ")"
 	}
 	if c, ok := procedureSCT[key]; ok {
+		return ccText(text, c)
+	}
+	if c, ok := revisionSCT[joint]; ok && kind == "revision" {
 		return ccText(text, c)
 	}
 	return ccText(text)
