@@ -55,6 +55,9 @@ type Store struct {
 	stmts  sync.Map // query -> *sql.Stmt
 	nstmts atomic.Int32
 
+	// writer holds the turn of this process's one SQLite writer (runTx).
+	writer chan struct{}
+
 	// cache, when EnableReadCache set it, serves reads by id; the change
 	// feed goroutine keeps it coherent until stopFeed.
 	cache    *readCache
@@ -93,7 +96,7 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 	if searchDB == nil {
 		searchDB = db
 	}
-	s := &Store{db: db, searchDB: searchDB, d: d, seal: seal, dsn: dsn}
+	s := &Store{db: db, searchDB: searchDB, d: d, seal: seal, dsn: dsn, writer: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store: migrate: %w", err)
@@ -345,6 +348,19 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
+	if s.d.name == "sqlite" {
+		// SQLite has one writer at a time. Writers of this process queue
+		// here, in order, instead of in SQLite's busy handler, which
+		// sleeps and polls (up to 100 ms a turn): the lock changes hands
+		// as soon as it is free, and no writer waits out a sleep while the
+		// database is idle. Other processes still meet busy_timeout.
+		select {
+		case s.writer <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.writer }()
+	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
