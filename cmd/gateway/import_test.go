@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -162,3 +163,60 @@ func TestIngestConcurrentSharedData(t *testing.T) {
 }
 
 var discardLog = slog.New(slog.DiscardHandler)
+
+// The search index an import writes is the one `gateway reindex` computes
+// again from the stored bodies: the rows a transaction indexes before it
+// knows its ids (placeholders, then the real ids) are the rows of what it
+// stores.
+func TestImportIndexEqualsReindex(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	vars := env(map[string]string{"GATEWAY_DB": filepath.Join(dir, "gw.db"), "GATEWAY_KEYSTORE": filepath.Join(dir, "keys.json")})
+	file := filepath.Join(dir, "export.ndjson")
+	if err := run(ctx, []string{"generate", "-patients", "30", "-seed", "5", "-out", file}, vars, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"import", file}, vars, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	dump := func() []string {
+		db, err := sql.Open("sqlite", filepath.Join(dir, "gw.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT res_type, res_id, param, sys, val, raw, COALESCE(dlow, 0), COALESCE(dhigh, 0), COALESCE(nlow, 0), COALESCE(nhigh, 0)
+			FROM search_index ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var typ, id, param, sys, val, raw string
+			var dlow, dhigh int64
+			var nlow, nhigh float64
+			if err := rows.Scan(&typ, &id, &param, &sys, &val, &raw, &dlow, &dhigh, &nlow, &nhigh); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprint(typ, id, param, sys, val, raw, dlow, dhigh, nlow, nhigh))
+		}
+		return out
+	}
+	imported := dump()
+	if len(imported) < 1000 {
+		t.Fatalf("only %d index rows after importing 30 patients", len(imported))
+	}
+	if err := run(ctx, []string{"reindex"}, vars, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	reindexed := dump()
+	if len(imported) != len(reindexed) {
+		t.Fatalf("%d index rows after the import, %d after reindex", len(imported), len(reindexed))
+	}
+	for i := range imported {
+		if imported[i] != reindexed[i] {
+			t.Fatalf("index row %d differs:\nimport  %s\nreindex %s", i, imported[i], reindexed[i])
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/spec"
 	"github.com/promsgateway/gateway/fhir/store"
 )
@@ -205,11 +207,12 @@ func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle, aft
 	if err != nil && !errors.Is(err, errNeedsDB) {
 		return nil, nil, err
 	}
-	var checked []bool
+	var pre *prechecked
 	if early == nil {
 		// Identities need the database, so the entries are prepared inside
-		// the transaction; check their bodies now, without holding any lock.
-		if checked, err = s.precheck(r, b); err != nil {
+		// the transaction; check and index their bodies now, without
+		// holding any lock.
+		if pre, err = s.precheck(ctx, r, b); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -219,7 +222,7 @@ func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle, aft
 		plans = early
 		if plans == nil {
 			var err error
-			if plans, err = s.prepareEntries(ctx, tx, r, b, checked); err != nil {
+			if plans, err = s.prepareEntries(ctx, tx, r, b, pre); err != nil {
 				return err
 			}
 		}
@@ -248,8 +251,22 @@ func (s *Server) runTransaction(ctx context.Context, r *Request, b inBundle, aft
 // meaning depends on what the database holds.
 var errNeedsDB = errors.New("transaction needs database lookups to prepare")
 
-// placeholderID stands in for ids a transaction has not decided yet.
-const placeholderID = "00000000-0000-4000-8000-000000000000"
+// placeholderPrefix starts the ids precheck gives the entries and
+// conditional references of a transaction before it has decided them: one
+// per fullUrl or conditional reference, so that index rows extracted with
+// them can be given the real ids later.
+const placeholderPrefix = "00000000-0000-4000-8000-"
+
+// prechecked is what precheck did before the transaction: which entries it
+// checked strictly and, for most of those, the search index rows of their
+// bodies (blinded), extracted with placeholders where the transaction has
+// yet to decide ids; placeholders maps each placeholder to the fullUrl or
+// conditional reference it stands for.
+type prechecked struct {
+	checked      []bool         // by entry: the strict check was done
+	rows         [][]search.Row // by entry; nil: extract in the transaction
+	placeholders map[string]string
+}
 
 // precheck checks, before the transaction, the bodies of a transaction
 // whose identities need the database (conditional updates, creates and
@@ -257,10 +274,22 @@ const placeholderID = "00000000-0000-4000-8000-000000000000"
 // and its conditional references, pointed at a placeholder id of the type
 // they will have. Only the ids differ from the bodies that will be stored,
 // and ids do not change what the strict check decides, so prepareEntries
-// skips it for the entries marked true. A body found wrong fails the
-// transaction before it takes any lock.
-func (s *Server) precheck(r *Request, b inBundle) ([]bool, error) {
+// skips it for the entries precheck did. Their index rows are extracted
+// and blinded here too, so the transaction (which on SQLite holds the
+// database's only write lock) only puts the real ids in. A body found
+// wrong fails the transaction before it takes any lock.
+func (s *Server) precheck(ctx context.Context, r *Request, b inBundle) (*prechecked, error) {
 	plans := make([]*planned, len(b.Entry))
+	pre := &prechecked{checked: make([]bool, len(b.Entry)), rows: make([][]search.Row, len(b.Entry)), placeholders: map[string]string{}}
+	ids := map[string]string{} // fullUrl or conditional reference -> placeholder
+	placeholder := func(key string) string {
+		if id, ok := ids[key]; ok {
+			return id
+		}
+		id := fmt.Sprintf("%s%012x", placeholderPrefix, len(ids)+1)
+		ids[key], pre.placeholders[id] = id, key
+		return id
+	}
 	refs := map[string]string{}
 	for i, e := range b.Entry {
 		p, err := s.plan(r, i, e)
@@ -269,10 +298,11 @@ func (s *Server) precheck(r *Request, b inBundle) ([]bool, error) {
 		}
 		plans[i] = p
 		if p.fullURL != "" && p.req.Type != "" && (p.req.Method == http.MethodPost || p.req.Method == http.MethodPut) {
-			refs[p.fullURL] = p.req.Type + "/" + placeholderID
+			refs[p.fullURL] = p.req.Type + "/" + placeholder(p.fullURL)
 		}
 	}
-	checked := make([]bool, len(plans))
+	var items []search.Indexed
+	var at []int
 	for i, p := range plans {
 		if p.req.Body == nil || p.req.Method == http.MethodPatch {
 			continue
@@ -283,7 +313,7 @@ func (s *Server) precheck(r *Request, b inBundle) ([]bool, error) {
 			}
 			if typ, _, ok := strings.Cut(ref, "?"); ok && !strings.Contains(typ, "/") {
 				if _, known := spec.Lookup(typ); known {
-					return typ + "/" + placeholderID, true
+					return typ + "/" + placeholder(ref), true
 				}
 			}
 			return "", false
@@ -291,19 +321,69 @@ func (s *Server) precheck(r *Request, b inBundle) ([]bool, error) {
 		if err != nil {
 			continue // the transaction reports it
 		}
-		if _, _, err := s.checkResource(body, p.req.Type); err != nil {
+		checked, _, err := s.checkResource(body, p.req.Type)
+		if err != nil {
 			return nil, entryError(i, err)
 		}
-		checked[i] = true
+		pre.checked[i] = true
+		if bytes.Contains(p.req.Body, []byte(placeholderPrefix)) {
+			// An id of the client's own that looks like a placeholder:
+			// its rows are extracted in the transaction instead.
+			continue
+		}
+		items = append(items, search.Indexed{Type: p.req.Type, Rows: s.extractRows(p.req.Type, checked)})
+		at = append(at, i)
 	}
-	return checked, nil
+	// One call to the key service for every entry's blind indexes.
+	if err := search.BlindAll(ctx, s.keys, items); err != nil {
+		return nil, storeError(err)
+	}
+	for n, i := range at {
+		pre.rows[i] = items[n].Rows
+		if pre.rows[i] == nil {
+			pre.rows[i] = []search.Row{}
+		}
+	}
+	return pre, nil
+}
+
+// rowsFor returns entry i's prechecked index rows with the placeholders
+// replaced by the ids refs resolved, or false when precheck did not index
+// it or a placeholder is unresolved (the caller then extracts afresh).
+func (pre *prechecked) rowsFor(i int, refs map[string]string) ([]search.Row, bool) {
+	if pre == nil || pre.rows[i] == nil {
+		return nil, false
+	}
+	out := make([]search.Row, len(pre.rows[i]))
+	for n, row := range pre.rows[i] {
+		for _, f := range []*string{&row.Sys, &row.Val, &row.Raw} {
+			for strings.Contains(*f, placeholderPrefix) {
+				k := strings.Index(*f, placeholderPrefix)
+				end := k + len(placeholderPrefix) + 12
+				if end > len(*f) {
+					return nil, false
+				}
+				key, ok := pre.placeholders[(*f)[k:end]]
+				if !ok {
+					return nil, false
+				}
+				_, id, ok := strings.Cut(refs[key], "/")
+				if !ok {
+					return nil, false
+				}
+				*f = (*f)[:k] + id + (*f)[end:]
+			}
+		}
+		out[n] = row
+	}
+	return out, true
 }
 
 // prepareEntries plans every entry, decides identities, rewrites references
-// and checks each resource (but for the strict check of those precheck
-// marked in checked). db is nil before the transaction; then a conditional
-// anywhere returns errNeedsDB.
-func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request, b inBundle, checked []bool) ([]*planned, error) {
+// and checks and indexes each resource (but for what precheck did, in
+// pre). db is nil before the transaction; then a conditional anywhere
+// returns errNeedsDB.
+func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request, b inBundle, pre *prechecked) ([]*planned, error) {
 	plans := make([]*planned, len(b.Entry))
 	for i, e := range b.Entry {
 		p, err := s.plan(r, i, e)
@@ -332,7 +412,15 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			return nil, entryError(p.index, err)
 		}
 		p.req.Body = body
-		if err := s.checkBody(&p.req, checked == nil || !checked[p.index]); err != nil {
+		if rows, ok := pre.rowsFor(p.index, refs); ok {
+			checked, id, err := s.readResource(body, p.req.Type, false)
+			if err != nil {
+				return nil, entryError(p.index, err)
+			}
+			p.req.checked, p.req.checkedID, p.req.index = checked, id, rows
+			continue
+		}
+		if err := s.checkBody(&p.req, pre == nil || !pre.checked[p.index]); err != nil {
 			return nil, entryError(p.index, err)
 		}
 		bodies = append(bodies, &p.req)
@@ -549,7 +637,9 @@ func (s *Server) rewriteReferences(ctx context.Context, tx store.Reader, body []
 			failed = outcome.New(outcome.PreconditionFailed, "conditional reference %q matches %d resources; it must match exactly one", ref, len(ids))
 			return "", false
 		}
-		return typ + "/" + ids[0], true
+		// Later entries, and their prechecked index rows, use it too.
+		refs[ref] = typ + "/" + ids[0]
+		return refs[ref], true
 	})
 	if failed != nil {
 		return nil, failed
