@@ -94,7 +94,8 @@ func (c *readCache) get(k cacheKey) (*cachedVersion, uint64, bool) {
 // put caches v for k unless the shard saw an invalidation since gen was
 // taken (the database read may then predate a commit) or the cache is off.
 func (c *readCache) put(k cacheKey, gen uint64, v *cachedVersion) {
-	if !c.on.Load() {
+	// A version larger than a quarter of a shard would crowd out the rest.
+	if !c.on.Load() || v.size() > c.perShard/4 {
 		return
 	}
 	sh := c.shard(k)

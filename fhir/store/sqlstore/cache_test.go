@@ -22,13 +22,14 @@ func cached(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
 	return s
 }
 
-// The whole store suite holds with the read cache on.
+// The whole store suite holds with the read cache on (each store waits for
+// it to come on: on PostgreSQL that takes the start-up wait).
 func TestSQLiteCached(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { s, _ := openSQLite(t); return cached(t, s) })
+	storetest.Run(t, func(t *testing.T) store.Store { s, _ := openSQLite(t); return waitCacheOn(t, cached(t, s)) })
 }
 
 func TestPostgresCached(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return cached(t, openPostgres(t)) })
+	storetest.Run(t, func(t *testing.T) store.Store { return waitCacheOn(t, cached(t, openPostgres(t))) })
 }
 
 // twoProcesses opens two stores on one database, as two gateway processes
@@ -84,7 +85,7 @@ func eventually(t *testing.T, s store.Store, id string, want int64, deleted bool
 	}
 }
 
-func waitCacheOn(t *testing.T, s *sqlstore.Store) {
+func waitCacheOn(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !sqlstore.CacheOn(s) {
@@ -93,6 +94,7 @@ func waitCacheOn(t *testing.T, s *sqlstore.Store) {
 		}
 		time.Sleep(feedInterval)
 	}
+	return s
 }
 
 // A write of this process is read back at once; a write of another one
@@ -157,7 +159,7 @@ func TestReadCacheSeesLateCommits(t *testing.T) {
 	if r, _ := a.Read(ctx, "Patient", "slow"); r == nil || r.Version != 1 {
 		t.Fatalf("uncommitted write visible: %+v", r)
 	}
-	time.Sleep(100 * time.Millisecond) // many polls pass the gap
+	time.Sleep(1500 * time.Millisecond) // many polls pass the gap, and the grace period
 	release.Do(func() { close(hold) })
 	if err := <-commit; err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -18,25 +17,37 @@ import (
 // On PostgreSQL a transaction may take seq 10, commit after another took
 // 11, and so become visible later; and a rolled-back one leaves 10 unused
 // for ever. The feed therefore keeps each seq it skipped as a gap and
-// looks for it again on every poll, until PostgreSQL shows that no
-// transaction that could hold it is still running (pg_stat_activity: every
-// writing transaction started after the gap was found). The same rule
-// covers start-up: until every writing transaction older than the start
-// has ended, the cache stays off.
+// looks for it again on every poll until PostgreSQL's transaction
+// snapshot shows that every transaction that could hold it has ended:
+// once a gap is a grace period old, any transaction still holding it has a
+// transaction id, below the snapshot's xmax read then; when the oldest
+// running transaction id (xmin) passes that mark, the gap's transaction
+// committed (and the next look finds its row) or rolled back. The snapshot
+// covers every session of every role, and a gap is never given up: a
+// transaction that runs for hours keeps its gap watched (and, past maxGaps
+// of them, the cache off). Start-up is one more such wait: the cache stays
+// off until every transaction older than the start has ended.
 type changeFeed struct {
 	s *Store
 	c *readCache
 	// next is the lowest seq not yet seen; every lower one was seen or is
 	// in gaps.
 	next int64
-	// gaps maps a skipped seq to the database time at which a later one
-	// was seen without it (zero until the next activity check sets it).
-	gaps map[int64]time.Time
-	// horizon, when set, keeps the cache off until no writing transaction
-	// older than it runs: at start, and after more gaps than the feed keeps.
-	horizon time.Time
-	// needHorizon asks settle to set horizon to the database's time.
-	needHorizon bool
+	// gaps are the skipped seqs still unaccounted for.
+	gaps map[int64]*wait
+	// horizon, when set, keeps the cache off until every transaction that
+	// was running when it was set has ended: at start, and after more gaps
+	// than the feed keeps.
+	horizon *wait
+}
+
+// wait is a PostgreSQL condition on running transactions: since is the
+// database time it began (zero until the next settle sets it), mark the
+// snapshot xmax read once since is a grace period old (0 until then). It
+// holds until the snapshot xmin reaches mark.
+type wait struct {
+	since time.Time
+	mark  int64
 }
 
 const (
@@ -45,12 +56,8 @@ const (
 	// the cache goes off until a horizon passes.
 	maxGaps = 1000
 	// gapGrace covers the moment between a PostgreSQL insert taking its
-	// seq and its transaction showing a transaction id.
+	// seq and its transaction being given a transaction id.
 	gapGrace = time.Second
-	// gapGiveUp ends the wait for a gap whose transaction the activity
-	// view cannot show (a session of another role): the cache is flushed
-	// and the gap forgotten.
-	gapGiveUp = 5 * time.Minute
 )
 
 // EnableReadCache keeps up to maxBytes of current versions in memory for
@@ -60,7 +67,7 @@ func (s *Store) EnableReadCache(ctx context.Context, maxBytes int, interval time
 	if s.cache != nil {
 		return fmt.Errorf("read cache already enabled")
 	}
-	f := &changeFeed{s: s, c: newReadCache(maxBytes), gaps: map[int64]time.Time{}}
+	f := &changeFeed{s: s, c: newReadCache(maxBytes), gaps: map[int64]*wait{}}
 	if err := f.start(ctx); err != nil {
 		return fmt.Errorf("read cache: %w", err)
 	}
@@ -110,7 +117,8 @@ func (f *changeFeed) start(ctx context.Context) error {
 		return nil
 	}
 	// A transaction still running may hold a seq below next.
-	return f.s.db.QueryRowContext(ctx, `SELECT clock_timestamp()`).Scan(&f.horizon)
+	f.horizon = &wait{}
+	return nil
 }
 
 // poll reads the rows after next, invalidates their keys, and settles
@@ -126,7 +134,7 @@ func (f *changeFeed) poll(ctx context.Context) (more bool, err error) {
 					f.overflow()
 					break
 				}
-				f.gaps[g] = time.Time{}
+				f.gaps[g] = &wait{}
 			}
 		}
 		f.next = seq + 1
@@ -134,13 +142,13 @@ func (f *changeFeed) poll(ctx context.Context) (more bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if f.postgres() && (len(f.gaps) > 0 || !f.horizon.IsZero() || f.needHorizon) {
+	if f.postgres() && (len(f.gaps) > 0 || f.horizon != nil) {
 		if err := f.settle(ctx); err != nil {
 			return false, err
 		}
 	}
 	more = n == feedBatch
-	if !more && f.horizon.IsZero() && !f.needHorizon && !f.c.on.Load() {
+	if !more && f.horizon == nil && !f.c.on.Load() {
 		f.c.setOn(true)
 	}
 	return more, nil
@@ -151,31 +159,38 @@ func (f *changeFeed) poll(ctx context.Context) (more bool, err error) {
 func (f *changeFeed) overflow() {
 	clear(f.gaps)
 	f.c.setOn(false)
-	f.needHorizon = true
+	f.horizon = &wait{}
 }
 
 // settle (PostgreSQL) looks again for the gaps and forgets those no
 // running transaction can fill.
 func (f *changeFeed) settle(ctx context.Context) error {
 	var (
-		oldest  sql.NullTime
-		unknown int
-		now     time.Time
+		xmin, xmax int64
+		now        time.Time
 	)
-	// The activity check comes first: a transaction that has ended by then
-	// has its row visible to the gap query after it, if it committed.
-	err := f.s.db.QueryRowContext(ctx, `SELECT min(xact_start), count(*) FILTER (WHERE xact_start IS NULL), clock_timestamp()
-		FROM pg_stat_activity WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`).Scan(&oldest, &unknown, &now)
+	// The snapshot comes first: a transaction that has ended by then has
+	// its row visible to the gap query after it, if it committed.
+	err := f.s.db.QueryRowContext(ctx, `SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint, clock_timestamp()
+		FROM pg_current_snapshot() AS s`).Scan(&xmin, &xmax, &now)
 	if err != nil {
 		return err
 	}
-	for g, at := range f.gaps {
-		if at.IsZero() {
-			f.gaps[g] = now
+	// done advances w and reports whether it holds.
+	done := func(w *wait) bool {
+		switch {
+		case w.since.IsZero():
+			w.since = now
+		case w.mark == 0 && now.Sub(w.since) > gapGrace:
+			w.mark = xmax
 		}
+		return w.mark != 0 && xmin >= w.mark
 	}
-	if f.needHorizon {
-		f.horizon, f.needHorizon = now, false
+	var ended []int64
+	for g, w := range f.gaps {
+		if done(w) {
+			ended = append(ended, g)
+		}
 	}
 	if len(f.gaps) > 0 {
 		list := make([]string, 0, len(f.gaps))
@@ -189,21 +204,11 @@ func (f *changeFeed) settle(ctx context.Context) error {
 			return err
 		}
 	}
-	// ended says no writing transaction that began before t still runs.
-	ended := func(t time.Time) bool {
-		return now.Sub(t) > gapGrace && unknown == 0 && (!oldest.Valid || oldest.Time.After(t))
+	for _, g := range ended {
+		delete(f.gaps, g) // its transaction rolled back (a commit was found above)
 	}
-	for g, at := range f.gaps {
-		switch {
-		case ended(at):
-			delete(f.gaps, g) // rolled back
-		case now.Sub(at) > gapGiveUp:
-			delete(f.gaps, g)
-			f.c.flush()
-		}
-	}
-	if !f.horizon.IsZero() && (ended(f.horizon) || now.Sub(f.horizon) > gapGiveUp) {
-		f.horizon = time.Time{}
+	if f.horizon != nil && done(f.horizon) {
+		f.horizon = nil
 	}
 	return nil
 }
