@@ -162,6 +162,18 @@ func TestRecordsAPI(t *testing.T) {
 			if status != 200 || statusList(out) != "unchanged" {
 				t.Fatalf("shrunk record again: %d %s", status, raw)
 			}
+			// A version older than the stored one (a late delivery) is
+			// refused and changes nothing.
+			history = total(t, gw, "_history?_count=1")
+			hip["source"].(map[string]any)["updated"] = "2026-06-30T11:00:00Z"
+			hip["patient"].(map[string]any)["email"] = "old@example.net"
+			status, out, raw = postRecords(t, gw, hip)
+			if status != 200 || statusList(out) != "rejected" || len(out.Outcomes[0].Problems) == 0 || !strings.Contains(out.Outcomes[0].Problems[0].Reason, "out of date") {
+				t.Fatalf("out-of-date record: %d %s", status, raw)
+			}
+			if h := total(t, gw, "_history?_count=1"); h != history {
+				t.Errorf("an out-of-date record wrote %v versions", h-history)
+			}
 
 			// A batch with a good record and two bad ones.
 			badNHS := testRecord(t, "shoulder")

@@ -3,9 +3,13 @@ package rest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/search"
@@ -86,28 +90,68 @@ func (s *Server) Commit(ctx context.Context, bundle []byte, opts CommitOptions) 
 
 // provenanceView is what supersede reads of a Provenance.
 type provenanceView struct {
-	Target []struct {
+	Recorded string `json:"recorded"`
+	Target   []struct {
 		Reference string `json:"reference"`
 	} `json:"target"`
+	Agent []struct {
+		Who provenanceRef `json:"who"`
+	} `json:"agent"`
 	Entity []struct {
-		Role string `json:"role"`
-		What struct {
-			Identifier *struct {
-				System string `json:"system"`
-				Value  string `json:"value"`
-			} `json:"identifier"`
-		} `json:"what"`
+		Role string        `json:"role"`
+		What provenanceRef `json:"what"`
 	} `json:"entity"`
 }
 
+type provenanceRef struct {
+	Reference  string `json:"reference"`
+	Identifier *struct {
+		System string `json:"system"`
+		Value  string `json:"value"`
+	} `json:"identifier"`
+}
+
+// key names what r refers to: its identifier, else its reference.
+func (r provenanceRef) key() string {
+	if r.Identifier != nil {
+		return r.Identifier.System + "|" + r.Identifier.Value
+	}
+	return r.Reference
+}
+
+// sources are the identifiers (system|value) of the entities with role
+// source; agents the keys of the agents, sorted and joined.
+func (pv provenanceView) sources() []string {
+	var out []string
+	for _, e := range pv.Entity {
+		if e.Role == "source" && e.What.Identifier != nil {
+			out = append(out, e.What.key())
+		}
+	}
+	return out
+}
+
+func (pv provenanceView) agents() string {
+	var out []string
+	for _, a := range pv.Agent {
+		out = append(out, a.Who.key())
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
 // supersede is CommitOptions.Supersede, run inside the transaction after
-// its entries: it deletes what the earlier Provenances of the sources of
-// the transaction's new Provenances target and the transaction no longer
-// writes or targets. A Provenance that was already stored as sent (the
-// source sent the same version again) supersedes nothing new.
+// its entries. For each Provenance the transaction wrote (not one stored
+// already as sent: the source sent the same version again), the earlier
+// Provenances of the same source by the same agents are its earlier
+// versions: one of them recorded later makes this version out of date, and
+// the transaction fails with 409 (nothing of it is stored); otherwise what
+// they target and the transaction neither writes nor targets is deleted,
+// unless Keep names its type or a Provenance of another source targets it
+// too. A lock on the source serialises two versions of one source.
 func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, resps []*Response, keep func(string) bool) ([]*store.Resource, error) {
 	current := map[string]bool{} // Type/id written or targeted now
-	var sources [][2]string
+	var news []provenanceView
 	for i := range plans {
 		res := resps[i].Resource
 		if res == nil {
@@ -124,50 +168,145 @@ func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, r
 		for _, t := range pv.Target {
 			current[t.Reference] = true
 		}
-		for _, e := range pv.Entity {
-			if e.Role == "source" && e.What.Identifier != nil {
-				sources = append(sources, [2]string{e.What.Identifier.System, e.What.Identifier.Value})
-			}
-		}
+		news = append(news, pv)
 	}
 	var deleted []*store.Resource
 	done := map[string]bool{}
-	for _, src := range sources {
-		q := url.Values{"entity:identifier": {search.EscapeValue(src[0]) + "|" + search.EscapeValue(src[1])}}
-		ids, err := s.matchQuery(ctx, tx, "Provenance", q, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range ids {
-			if current["Provenance/"+id] {
-				continue
+	for _, pv := range news {
+		for _, src := range pv.sources() {
+			if err := tx.LockCriteria(ctx, "Provenance source "+src); err != nil {
+				return nil, err
 			}
-			old, err := tx.Read(ctx, "Provenance", id)
+			earlier, err := s.provenancesOf(ctx, tx, src, current)
 			if err != nil {
 				return nil, err
 			}
-			if old.Deleted {
-				continue
-			}
-			var pv provenanceView
-			if err := json.Unmarshal(old.Body, &pv); err != nil {
-				return nil, err
-			}
-			for _, t := range pv.Target {
-				typ, rid, ok := strings.Cut(t.Reference, "/")
-				if !ok || strings.Contains(rid, "/") || current[t.Reference] || done[t.Reference] || (keep != nil && keep(typ)) {
-					continue
+			for _, old := range earlier {
+				if old.agents() != pv.agents() {
+					continue // another system's account of this source
 				}
-				done[t.Reference] = true
-				d, err := tx.Delete(ctx, typ, rid, http.MethodDelete, 0)
-				if err != nil {
-					return nil, err
+				if laterThan(old.Recorded, pv.Recorded) {
+					return nil, outcome.New(outcome.Conflict, "source %s: a later version (recorded %s) is stored already; this one (recorded %s) is out of date and was not stored", src, old.Recorded, pv.Recorded)
 				}
-				if d != nil {
-					deleted = append(deleted, d)
+				for _, t := range old.Target {
+					typ, rid, ok := strings.Cut(t.Reference, "/")
+					if !ok || strings.Contains(rid, "/") || current[t.Reference] || done[t.Reference] || (keep != nil && keep(typ)) {
+						continue
+					}
+					done[t.Reference] = true
+					d, err := s.retire(ctx, tx, typ, rid, src)
+					if err != nil {
+						return nil, err
+					}
+					if d != nil {
+						deleted = append(deleted, d)
+					}
 				}
 			}
 		}
 	}
 	return deleted, nil
+}
+
+// provenancesOf returns the live Provenances with an entity of role
+// source identified by src, but for those in skip (Type/id).
+func (s *Server) provenancesOf(ctx context.Context, tx store.Tx, src string, skip map[string]bool) ([]provenanceView, error) {
+	system, value, _ := strings.Cut(src, "|")
+	q := url.Values{"entity:identifier": {search.EscapeValue(system) + "|" + search.EscapeValue(value)}}
+	ids, err := s.matchQuery(ctx, tx, "Provenance", q, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []provenanceView
+	for _, id := range ids {
+		if skip["Provenance/"+id] {
+			continue
+		}
+		res, err := tx.Read(ctx, "Provenance", id)
+		if err != nil {
+			return nil, err
+		}
+		if res.Deleted {
+			continue
+		}
+		var pv provenanceView
+		if err := json.Unmarshal(res.Body, &pv); err != nil {
+			return nil, err
+		}
+		if slices.Contains(pv.sources(), src) {
+			out = append(out, pv)
+		}
+	}
+	return out, nil
+}
+
+// retire deletes typ/id for source src, unless it is gone already or the
+// latest Provenance of another source targets it (another record still
+// holds it).
+func (s *Server) retire(ctx context.Context, tx store.Tx, typ, id, src string) (*store.Resource, error) {
+	cur, err := tx.Read(ctx, typ, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Deleted) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ids, err := s.matchQuery(ctx, tx, "Provenance", url.Values{"target": {typ + "/" + id}}, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, pid := range ids {
+		res, err := tx.Read(ctx, "Provenance", pid)
+		if err != nil {
+			return nil, err
+		}
+		if res.Deleted {
+			continue
+		}
+		var pv provenanceView
+		if err := json.Unmarshal(res.Body, &pv); err != nil {
+			return nil, err
+		}
+		for _, other := range pv.sources() {
+			if other == src {
+				continue
+			}
+			latest, err := s.provenancesOf(ctx, tx, other, nil)
+			if err != nil {
+				return nil, err
+			}
+			if targets(newest(latest), typ+"/"+id) {
+				return nil, nil
+			}
+		}
+	}
+	return tx.Delete(ctx, typ, id, http.MethodDelete, cur.Version)
+}
+
+// newest is the Provenance recorded last.
+func newest(pvs []provenanceView) provenanceView {
+	var best provenanceView
+	for i, pv := range pvs {
+		if i == 0 || laterThan(pv.Recorded, best.Recorded) {
+			best = pv
+		}
+	}
+	return best
+}
+
+func targets(pv provenanceView, ref string) bool {
+	for _, t := range pv.Target {
+		if t.Reference == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// laterThan compares two FHIR instants; one that does not parse is never
+// later.
+func laterThan(a, b string) bool {
+	ta, errA := time.Parse(time.RFC3339Nano, a)
+	tb, errB := time.Parse(time.RFC3339Nano, b)
+	return errA == nil && errB == nil && ta.After(tb)
 }

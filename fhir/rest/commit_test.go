@@ -7,14 +7,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/rest"
 )
 
-// sourceBundle is one version of a source's transaction: a Patient, the
+// version is one version of a source's transaction: a Patient, the
 // resources writes names ("obs-<code>" an Observation, "practitioner" a
-// Practitioner), and a Provenance (id prov-<version>) of source rec-1 that
-// targets what targets names ("patient" and the names of writes).
-func sourceBundle(version string, writes []string, targets ...string) string {
+// Practitioner), and a Provenance (id prov-<id>) that targets what targets
+// names ("patient" and the names of writes), recorded at recorded, with an
+// entity of role (default source) naming the source record and the agent
+// agent (default the platform).
+type version struct {
+	id, source, recorded, role, agent string
+	writes, targets                   []string
+}
+
+func (v version) bundle() string {
 	urn := func(s string) string {
 		return "urn:uuid:" + fmt.Sprintf("%08x-0000-4000-8000-000000000000", len(s)*7919+int(s[len(s)-1]))
 	}
@@ -23,7 +31,7 @@ func sourceBundle(version string, writes []string, targets ...string) string {
 		entries = append(entries, fmt.Sprintf(`{"fullUrl":%q,"resource":%s,"request":{"method":"PUT","url":"%s?identifier=urn:test|%s"}}`, urn(key), body, typ, ident))
 	}
 	put("patient", "Patient", "p1", `{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"p1"}]}`)
-	for _, w := range writes {
+	for _, w := range v.writes {
 		if c, ok := strings.CutPrefix(w, "obs-"); ok {
 			put(w, "Observation", "o-"+c, fmt.Sprintf(`{"resourceType":"Observation","identifier":[{"system":"urn:test","value":"o-%s"}],"status":"final","code":{"text":%q},"subject":{"reference":%q}}`, c, c, urn("patient")))
 		} else {
@@ -31,59 +39,90 @@ func sourceBundle(version string, writes []string, targets ...string) string {
 		}
 	}
 	var refs []string
-	for _, t := range targets {
+	for _, t := range v.targets {
 		refs = append(refs, fmt.Sprintf(`{"reference":%q}`, urn(t)))
 	}
-	entries = append(entries, fmt.Sprintf(`{"fullUrl":"urn:uuid:9%07s-0000-4000-8000-000000000000","resource":{"resourceType":"Provenance","id":"prov-%s","target":[%s],"recorded":"2026-01-01T00:00:00Z","agent":[{"who":{"display":"platform"}}],"entity":[{"role":"source","what":{"identifier":{"system":"urn:test:record","value":"rec-1"}}}]},"request":{"method":"PUT","url":"Provenance/prov-%s"}}`,
-		version, version, strings.Join(refs, ","), version))
+	source, recorded, role, agent := or(v.source, "rec-1"), or(v.recorded, "2026-01-01T00:00:00Z"), or(v.role, "source"), or(v.agent, "https://proms.example.org")
+	entries = append(entries, fmt.Sprintf(`{"resource":{"resourceType":"Provenance","id":"prov-%s","target":[%s],"recorded":%q,"agent":[{"who":{"identifier":{"system":"urn:ietf:rfc:3986","value":%q}}}],"entity":[{"role":%q,"what":{"identifier":{"system":"urn:test:record","value":%q}}}]},"request":{"method":"PUT","url":"Provenance/prov-%s"}}`,
+		v.id, strings.Join(refs, ","), recorded, agent, role, source, v.id))
 	return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
 }
 
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func TestCommitSupersede(t *testing.T) {
-	keepPractitioner := func(typ string) bool { return typ == "Practitioner" }
 	all := []string{"obs-a", "obs-b", "practitioner"}
+	first := version{id: "1", writes: all, targets: []string{"patient", "obs-a", "obs-b", "practitioner"}}
+	on := rest.CommitOptions{Supersede: true}
 	tests := []struct {
 		name string
 		opts rest.CommitOptions
-		// second is the next version of the source; deleted the types it
-		// must delete, by count.
-		second  string
-		deleted map[string]int
+		// before are committed after first; last is the version under
+		// test, which must delete the types in deleted (by count) or, when
+		// conflict is set, fail with 409.
+		before   []version
+		last     version
+		deleted  map[string]int
+		conflict bool
 	}{
-		{"what the source no longer makes is deleted",
-			rest.CommitOptions{Supersede: true},
-			sourceBundle("2", []string{"obs-a", "practitioner"}, "patient", "obs-a", "practitioner"),
-			map[string]int{"Observation": 1}},
-		{"what the new version still writes stays, targeted or not",
-			rest.CommitOptions{Supersede: true},
-			sourceBundle("2", all, "patient", "obs-a"),
-			map[string]int{}},
-		{"Keep protects shared types",
-			rest.CommitOptions{Supersede: true, Keep: keepPractitioner},
-			sourceBundle("2", []string{"obs-a", "obs-b"}, "patient", "obs-a", "obs-b"),
-			map[string]int{}},
-		{"without Keep a shared type goes too",
-			rest.CommitOptions{Supersede: true},
-			sourceBundle("2", []string{"obs-a", "obs-b"}, "patient", "obs-a", "obs-b"),
-			map[string]int{"Practitioner": 1}},
-		{"the same version sent again deletes nothing",
-			rest.CommitOptions{Supersede: true},
-			sourceBundle("1", all, "patient", "obs-a", "obs-b", "practitioner"),
-			map[string]int{}},
-		{"without Supersede nothing is deleted",
-			rest.CommitOptions{},
-			sourceBundle("2", []string{"obs-a"}, "patient", "obs-a"),
-			map[string]int{}},
+		{"what the source no longer makes is deleted", on, nil,
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a", "practitioner"}, targets: []string{"patient", "obs-a", "practitioner"}},
+			map[string]int{"Observation": 1}, false},
+		{"what the new version still writes stays, targeted or not", on, nil,
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: all, targets: []string{"patient", "obs-a"}},
+			map[string]int{}, false},
+		{"Keep protects shared types", rest.CommitOptions{Supersede: true, Keep: func(typ string) bool { return typ == "Practitioner" }}, nil,
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a", "obs-b"}, targets: []string{"patient", "obs-a", "obs-b"}},
+			map[string]int{}, false},
+		{"without Keep a shared type goes too", on, nil,
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a", "obs-b"}, targets: []string{"patient", "obs-a", "obs-b"}},
+			map[string]int{"Practitioner": 1}, false},
+		{"the same version sent again deletes nothing", on, nil, first, map[string]int{}, false},
+		{"without Supersede nothing is deleted", rest.CommitOptions{}, nil,
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a"}, targets: []string{"patient", "obs-a"}},
+			map[string]int{}, false},
+		{"a Provenance that derives from the record is not an earlier version", on,
+			[]version{{id: "analysis", role: "derivation", recorded: "2026-01-15T00:00:00Z", writes: append([]string{"obs-z"}, all...), targets: []string{"obs-z"}}},
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: all, targets: []string{"patient", "obs-a", "obs-b", "practitioner"}},
+			map[string]int{}, false},
+		{"another system's account of the source is not an earlier version", on,
+			[]version{{id: "other", agent: "https://other.example.org", recorded: "2026-01-15T00:00:00Z", writes: append([]string{"obs-z"}, all...), targets: []string{"obs-z"}}},
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: all, targets: []string{"patient", "obs-a", "obs-b", "practitioner"}},
+			map[string]int{}, false},
+		{"a version older than the stored one is refused", on,
+			[]version{{id: "3", recorded: "2026-03-01T00:00:00Z", writes: all, targets: []string{"patient", "obs-a", "obs-b", "practitioner"}}},
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a"}, targets: []string{"patient", "obs-a"}},
+			nil, true},
+		{"what another source still targets stays", on,
+			[]version{{id: "r2", source: "rec-2", writes: []string{"obs-b"}, targets: []string{"patient", "obs-b"}}},
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a", "practitioner"}, targets: []string{"patient", "obs-a", "practitioner"}},
+			map[string]int{}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachEngine(t, nil, func(t *testing.T, g *gateway) {
 				ctx := context.Background()
-				first := sourceBundle("1", all, "patient", "obs-a", "obs-b", "practitioner")
-				if _, err := g.srv.Commit(ctx, []byte(first), tc.opts); err != nil {
-					t.Fatal(err)
+				for _, v := range append([]version{first}, tc.before...) {
+					if _, err := g.srv.Commit(ctx, []byte(v.bundle()), tc.opts); err != nil {
+						t.Fatalf("version %s: %v", v.id, err)
+					}
 				}
-				done, err := g.srv.Commit(ctx, []byte(tc.second), tc.opts)
+				before := g.versions()
+				done, err := g.srv.Commit(ctx, []byte(tc.last.bundle()), tc.opts)
+				if tc.conflict {
+					if outcome.Status(outcome.As(err)) != http.StatusConflict {
+						t.Fatalf("got %v; want a 409", err)
+					}
+					if g.versions() != before {
+						t.Error("the refused version stored something")
+					}
+					return
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
