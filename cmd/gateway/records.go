@@ -28,9 +28,10 @@ const maxRecords = 1000
 func committer(api *rest.Server, log *slog.Logger) ingest.Committer {
 	return func(ctx context.Context, bundle []byte) ([]ingest.Stored, error) {
 		// A record replaces what its earlier versions made: resources
-		// those made and this one does not are deleted (shared reference
-		// data excepted).
-		done, err := api.Commit(ctx, bundle, rest.CommitOptions{Supersede: true, Keep: ukcore.Shared})
+		// those made and this one does not are marked entered-in-error, or
+		// deleted where their type cannot say so (shared reference data
+		// excepted).
+		done, err := api.Commit(ctx, bundle, rest.CommitOptions{Supersede: true, Keep: ukcore.Shared, Retract: ukcore.Retract})
 		if err != nil {
 			oe := outcome.As(err)
 			if s := outcome.Status(oe); s >= 400 && s < 500 {
@@ -53,6 +54,8 @@ func committer(api *rest.Server, log *slog.Logger) ingest.Committer {
 			switch {
 			case c.Deleted:
 				status = ingest.Deleted
+			case c.Retracted:
+				status = ingest.Retracted
 			case c.Unchanged:
 				status = ingest.Unchanged
 			case c.Status == http.StatusCreated:

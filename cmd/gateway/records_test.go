@@ -139,21 +139,22 @@ func TestRecordsAPI(t *testing.T) {
 			}
 			gone := map[string]int{}
 			for _, s := range out.Outcomes[0].Resources {
-				if s.Status == ingest.Deleted {
+				if s.Status == ingest.Retracted {
 					gone[s.Type]++
-					if r := call(t, "GET", gw+"/fhir/"+s.Type+"/"+s.ID, ""); r.status != http.StatusGone {
-						t.Errorf("%s/%s reported deleted, read gives %d", s.Type, s.ID, r.status)
+					r := call(t, "GET", gw+"/fhir/"+s.Type+"/"+s.ID, "")
+					if r.status != http.StatusOK || !strings.Contains(r.body, `"entered-in-error"`) {
+						t.Errorf("%s/%s reported retracted, read gives %d %s", s.Type, s.ID, r.status, r.body)
 					}
 				}
 			}
 			if gone["QuestionnaireResponse"] != 1 || gone["Observation"] == 0 || gone["Practitioner"] != 0 {
-				t.Errorf("deleted %v; want the response and its scores, no Practitioner", gone)
+				t.Errorf("retracted %v; want the response and its scores, no Practitioner", gone)
 			}
-			if n := total(t, gw, r4); n != 0 {
-				t.Errorf("the dropped response is still found (%v)", n)
+			if n := total(t, gw, r4+"&status=entered-in-error"); n != 1 {
+				t.Errorf("the dropped response is not found marked entered-in-error (%v)", n)
 			}
-			if n := total(t, gw, "Observation?code="+url.QueryEscape("https://proms.example.org/CodeSystem/proms-score|oxford-hip-score")); n != 1 {
-				t.Errorf("%v Oxford Hip Score observations; want the pre-op one only", n)
+			if n := total(t, gw, "Observation?status:not=entered-in-error&code="+url.QueryEscape("https://proms.example.org/CodeSystem/proms-score|oxford-hip-score")); n != 1 {
+				t.Errorf("%v Oxford Hip Score observations in force; want the pre-op one only", n)
 			}
 			if n := total(t, gw, "Practitioner"); n != practitioners {
 				t.Errorf("Practitioners %v, were %v: shared data must stay", n, practitioners)

@@ -26,9 +26,10 @@ type Committed struct {
 	// was already as sent and no version was written.
 	Status    int
 	Unchanged bool
-	// Deleted marks a resource CommitOptions.Supersede deleted: an earlier
-	// version of the source wrote it and this one no longer does.
-	Deleted bool
+	// Deleted and Retracted mark a resource CommitOptions.Supersede deleted
+	// or marked entered-in-error (Retract): an earlier version of the
+	// source wrote it and this one no longer does.
+	Deleted, Retracted bool
 }
 
 // CommitOptions change what Commit does besides the transaction's entries.
@@ -42,6 +43,11 @@ type CommitOptions struct {
 	// never deleted so (data shared with other sources).
 	Supersede bool
 	Keep      func(typ string) bool
+	// Retract, when set, is asked first for each resource Supersede would
+	// delete: ok says the type can be marked entered-in-error instead, and
+	// out is the resource so marked (nil: it is so already). The result is
+	// checked strictly and stored as a new version.
+	Retract func(typ string, body []byte) (out []byte, ok bool)
 }
 
 // Commit carries out a transaction Bundle for a caller inside the gateway
@@ -66,7 +72,7 @@ func (s *Server) Commit(ctx context.Context, bundle []byte, opts CommitOptions) 
 	if opts.Supersede {
 		after = func(ctx context.Context, tx store.Tx, plans []*planned, resps []*Response) error {
 			var err error
-			deleted, err = s.supersede(ctx, tx, plans, resps, opts.Keep)
+			deleted, err = s.supersede(ctx, tx, plans, resps, opts)
 			return err
 		}
 	}
@@ -83,7 +89,11 @@ func (s *Server) Commit(ctx context.Context, bundle []byte, opts CommitOptions) 
 		out[i] = c
 	}
 	for _, d := range deleted {
-		out = append(out, Committed{Type: d.Type, ID: d.ID, Version: d.Version, Status: http.StatusNoContent, Deleted: true})
+		if d.Deleted {
+			out = append(out, Committed{Type: d.Type, ID: d.ID, Version: d.Version, Status: http.StatusNoContent, Deleted: true})
+		} else {
+			out = append(out, Committed{Type: d.Type, ID: d.ID, Version: d.Version, Status: http.StatusOK, Retracted: true})
+		}
 	}
 	return out, nil
 }
@@ -149,7 +159,7 @@ func (pv provenanceView) agents() string {
 // they target and the transaction neither writes nor targets is deleted,
 // unless Keep names its type or a Provenance of another source targets it
 // too. A lock on the source serialises two versions of one source.
-func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, resps []*Response, keep func(string) bool) ([]*store.Resource, error) {
+func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, resps []*Response, opts CommitOptions) ([]*store.Resource, error) {
 	current := map[string]bool{} // Type/id written or targeted now
 	var news []provenanceView
 	for i := range plans {
@@ -190,11 +200,11 @@ func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, r
 				}
 				for _, t := range old.Target {
 					typ, rid, ok := strings.Cut(t.Reference, "/")
-					if !ok || strings.Contains(rid, "/") || current[t.Reference] || done[t.Reference] || (keep != nil && keep(typ)) {
+					if !ok || strings.Contains(rid, "/") || current[t.Reference] || done[t.Reference] || (opts.Keep != nil && opts.Keep(typ)) {
 						continue
 					}
 					done[t.Reference] = true
-					d, err := s.retire(ctx, tx, typ, rid, src)
+					d, err := s.retire(ctx, tx, typ, rid, src, opts.Retract)
 					if err != nil {
 						return nil, err
 					}
@@ -240,10 +250,11 @@ func (s *Server) provenancesOf(ctx context.Context, tx store.Tx, src string, ski
 	return out, nil
 }
 
-// retire deletes typ/id for source src, unless it is gone already or the
-// latest Provenance of another source targets it (another record still
-// holds it).
-func (s *Server) retire(ctx context.Context, tx store.Tx, typ, id, src string) (*store.Resource, error) {
+// retire deletes typ/id for source src, or marks it entered-in-error
+// (retract), unless it is gone already or the latest Provenance of another
+// source targets it (another record still holds it). It returns the
+// version it wrote, if any.
+func (s *Server) retire(ctx context.Context, tx store.Tx, typ, id, src string, retract func(string, []byte) ([]byte, bool)) (*store.Resource, error) {
 	cur, err := tx.Read(ctx, typ, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Deleted) {
 		return nil, nil
@@ -278,6 +289,19 @@ func (s *Server) retire(ctx context.Context, tx store.Tx, typ, id, src string) (
 			if targets(newest(latest), typ+"/"+id) {
 				return nil, nil
 			}
+		}
+	}
+	if retract != nil {
+		if body, ok := retract(typ, cur.Body); ok {
+			if body == nil {
+				return nil, nil // retracted already
+			}
+			r := &Request{Type: typ, ID: id, Body: body}
+			if err := s.prepareBody(ctx, r); err != nil {
+				return nil, err
+			}
+			res, _, err := tx.Put(ctx, store.Write{Type: typ, ID: id, Body: r.checked, Method: http.MethodPut, IfMatch: cur.Version, Index: r.index})
+			return res, err
 		}
 	}
 	return tx.Delete(ctx, typ, id, http.MethodDelete, cur.Version)

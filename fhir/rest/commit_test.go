@@ -48,6 +48,17 @@ func (v version) bundle() string {
 	return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
 }
 
+// retractObservations marks Observations entered-in-error.
+func retractObservations(typ string, body []byte) ([]byte, bool) {
+	if typ != "Observation" {
+		return nil, false
+	}
+	if strings.Contains(string(body), `"status":"entered-in-error"`) {
+		return nil, true
+	}
+	return []byte(strings.Replace(string(body), `"status":"final"`, `"status":"entered-in-error"`, 1)), true
+}
+
 func or(s, def string) string {
 	if s == "" {
 		return def
@@ -98,6 +109,10 @@ func TestCommitSupersede(t *testing.T) {
 			[]version{{id: "3", recorded: "2026-03-01T00:00:00Z", writes: all, targets: []string{"patient", "obs-a", "obs-b", "practitioner"}}},
 			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a"}, targets: []string{"patient", "obs-a"}},
 			nil, true},
+		{"Retract marks what it can entered-in-error and the rest is deleted", rest.CommitOptions{Supersede: true, Retract: retractObservations},
+			nil,
+			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a"}, targets: []string{"patient", "obs-a"}},
+			map[string]int{"Observation retracted": 1, "Practitioner": 1}, false},
 		{"what another source still targets stays", on,
 			[]version{{id: "r2", source: "rec-2", writes: []string{"obs-b"}, targets: []string{"patient", "obs-b"}}},
 			version{id: "2", recorded: "2026-02-01T00:00:00Z", writes: []string{"obs-a", "practitioner"}, targets: []string{"patient", "obs-a", "practitioner"}},
@@ -128,6 +143,12 @@ func TestCommitSupersede(t *testing.T) {
 				}
 				got := map[string]int{}
 				for _, c := range done {
+					if c.Retracted {
+						got[c.Type+" retracted"]++
+						if r := g.do("GET", "/"+c.Type+"/"+c.ID, ""); r.status != http.StatusOK || !strings.Contains(string(r.body), `"entered-in-error"`) {
+							t.Errorf("%s/%s reported retracted; read gives %d %s", c.Type, c.ID, r.status, r.body)
+						}
+					}
 					if c.Deleted {
 						got[c.Type]++
 						if r := g.do("GET", "/"+c.Type+"/"+c.ID, ""); r.status != http.StatusGone {

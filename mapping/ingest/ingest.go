@@ -33,8 +33,9 @@ type Stored struct {
 	ID   string `json:"id"`
 	// Version is the resource's current version after the commit.
 	Version int64 `json:"version"`
-	// Status is created, updated, unchanged or deleted (an earlier version
-	// of the record made it and this one no longer does).
+	// Status is created, updated, unchanged, retracted (marked
+	// entered-in-error) or deleted: retracted and deleted resources were
+	// made by an earlier version of the record and not by this one.
 	Status string `json:"status"`
 }
 
@@ -56,10 +57,13 @@ const (
 	Created   = "created"
 	Updated   = "updated"
 	Unchanged = "unchanged"
-	// Deleted is a resource's status only: the record no longer makes it.
-	Deleted  = "deleted"
-	Rejected = "rejected"
-	Failed   = "failed"
+	// Retracted and Deleted are resource statuses only: the record no
+	// longer makes it, and it is marked entered-in-error or, where its
+	// type cannot say so, deleted.
+	Retracted = "retracted"
+	Deleted   = "deleted"
+	Rejected  = "rejected"
+	Failed    = "failed"
 )
 
 // Outcome is what became of one record.
