@@ -222,7 +222,19 @@ func (s *Server) supersede(ctx context.Context, tx store.Tx, plans []*planned, r
 // source identified by src, but for those in skip (Type/id).
 func (s *Server) provenancesOf(ctx context.Context, tx store.Tx, src string, skip map[string]bool) ([]provenanceView, error) {
 	system, value, _ := strings.Cut(src, "|")
-	q := url.Values{"entity:identifier": {search.EscapeValue(system) + "|" + search.EscapeValue(value)}}
+	all, err := s.provenances(ctx, tx, url.Values{"entity:identifier": {search.EscapeValue(system) + "|" + search.EscapeValue(value)}}, skip)
+	var out []provenanceView
+	for _, pv := range all {
+		if slices.Contains(pv.sources(), src) {
+			out = append(out, pv)
+		}
+	}
+	return out, err
+}
+
+// provenances returns the live Provenances that meet the search criteria
+// q, but for those in skip (Type/id).
+func (s *Server) provenances(ctx context.Context, tx store.Tx, q url.Values, skip map[string]bool) ([]provenanceView, error) {
 	ids, err := s.matchQuery(ctx, tx, "Provenance", q, 0)
 	if err != nil {
 		return nil, err
@@ -243,9 +255,7 @@ func (s *Server) provenancesOf(ctx context.Context, tx store.Tx, src string, ski
 		if err := json.Unmarshal(res.Body, &pv); err != nil {
 			return nil, err
 		}
-		if slices.Contains(pv.sources(), src) {
-			out = append(out, pv)
-		}
+		out = append(out, pv)
 	}
 	return out, nil
 }
@@ -262,22 +272,11 @@ func (s *Server) retire(ctx context.Context, tx store.Tx, typ, id, src string, r
 	if err != nil {
 		return nil, err
 	}
-	ids, err := s.matchQuery(ctx, tx, "Provenance", url.Values{"target": {typ + "/" + id}}, 0)
+	holders, err := s.provenances(ctx, tx, url.Values{"target": {typ + "/" + id}}, nil)
 	if err != nil {
 		return nil, err
 	}
-	for _, pid := range ids {
-		res, err := tx.Read(ctx, "Provenance", pid)
-		if err != nil {
-			return nil, err
-		}
-		if res.Deleted {
-			continue
-		}
-		var pv provenanceView
-		if err := json.Unmarshal(res.Body, &pv); err != nil {
-			return nil, err
-		}
+	for _, pv := range holders {
 		for _, other := range pv.sources() {
 			if other == src {
 				continue

@@ -85,6 +85,29 @@ func eventually(t *testing.T, s store.Store, id string, want int64, deleted bool
 	}
 }
 
+// heldWrite updates Patient/id on s in a transaction that waits to
+// commit until commit is called (or the test ends); commit returns the
+// transaction's error.
+func heldWrite(t *testing.T, s store.Store, id string) (commit func() error) {
+	ctx := context.Background()
+	hold, done := make(chan struct{}), make(chan error, 1)
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) })
+	go func() {
+		done <- s.InTx(ctx, func(tx store.Tx) error {
+			if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Method: "PUT", Body: []byte(`{"resourceType":"Patient"}`)}); err != nil {
+				return err
+			}
+			<-hold
+			return nil
+		})
+	}()
+	return func() error {
+		release.Do(func() { close(hold) })
+		return <-done
+	}
+}
+
 func waitCacheOn(t *testing.T, s *sqlstore.Store) *sqlstore.Store {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -141,18 +164,7 @@ func TestReadCacheSeesLateCommits(t *testing.T) {
 	eventually(t, a, "slow", 1, false)
 	eventually(t, a, "fast", 1, false)
 
-	hold, commit := make(chan struct{}), make(chan error, 1)
-	var release sync.Once
-	defer release.Do(func() { close(hold) })
-	go func() {
-		commit <- b.InTx(ctx, func(tx store.Tx) error {
-			if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "slow", Method: "PUT", Body: []byte(`{"resourceType":"Patient"}`)}); err != nil {
-				return err
-			}
-			<-hold // the seq is taken; the commit waits
-			return nil
-		})
-	}()
+	commit := heldWrite(t, b, "slow") // the seq is taken; the commit waits
 	time.Sleep(50 * time.Millisecond)
 	put(t, b, "fast", "Two") // a later seq, committed first
 	eventually(t, a, "fast", 2, false)
@@ -160,8 +172,7 @@ func TestReadCacheSeesLateCommits(t *testing.T) {
 		t.Fatalf("uncommitted write visible: %+v", r)
 	}
 	time.Sleep(1500 * time.Millisecond) // many polls pass the gap, and the grace period
-	release.Do(func() { close(hold) })
-	if err := <-commit; err != nil {
+	if err := commit(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, a, "slow", 2, false)
@@ -173,29 +184,19 @@ func TestReadCacheStartsAfterOlderWriters(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	env := envelope(t)
 	ctx := context.Background()
+	// Closed after the held write ends (cleanups run last in, first out).
 	b, err := sqlstore.Open(ctx, dsn, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { b.Close() })
 	a, err := sqlstore.Open(ctx, dsn, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	t.Cleanup(func() { a.Close() })
 	put(t, b, "p", "One")
-	hold, commit := make(chan struct{}), make(chan error, 1)
-	var release sync.Once
-	defer release.Do(func() { close(hold) })
-	go func() {
-		commit <- b.InTx(ctx, func(tx store.Tx) error {
-			if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "p", Method: "PUT", Body: []byte(`{"resourceType":"Patient"}`)}); err != nil {
-				return err
-			}
-			<-hold
-			return nil
-		})
-	}()
+	commit := heldWrite(t, b, "p")
 	time.Sleep(50 * time.Millisecond)
 	put(t, b, "q", "One") // a later seq, committed: the start sees past the held one
 	cached(t, a)
@@ -203,8 +204,7 @@ func TestReadCacheStartsAfterOlderWriters(t *testing.T) {
 	if sqlstore.CacheOn(a) {
 		t.Fatal("the cache came on while a writer older than it was running")
 	}
-	release.Do(func() { close(hold) })
-	if err := <-commit; err != nil {
+	if err := commit(); err != nil {
 		t.Fatal(err)
 	}
 	waitCacheOn(t, a)
