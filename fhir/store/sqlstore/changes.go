@@ -26,7 +26,10 @@ import (
 // covers every session of every role, and a gap is never given up: a
 // transaction that runs for hours keeps its gap watched (and, past maxGaps
 // of them, the cache off). Start-up is one more such wait: the cache stays
-// off until every transaction older than the start has ended.
+// off until every transaction older than the start has ended. All of this
+// needs seq values handed out in the order they are asked for, which
+// PostgreSQL's identity does with its default CACHE 1 (the schema's); a
+// per-session cache of values would break it.
 type changeFeed struct {
 	s *Store
 	c *readCache
