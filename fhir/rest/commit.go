@@ -130,7 +130,7 @@ func (r provenanceRef) key() string {
 }
 
 // sources are the identifiers (system|value) of the entities with role
-// source; agents the keys of the agents, sorted and joined.
+// source.
 func (pv provenanceView) sources() []string {
 	var out []string
 	for _, e := range pv.Entity {
@@ -141,6 +141,7 @@ func (pv provenanceView) sources() []string {
 	return out
 }
 
+// agents are the keys of the agents, sorted and joined.
 func (pv provenanceView) agents() string {
 	var out []string
 	for _, a := range pv.Agent {
