@@ -210,3 +210,32 @@ func TestReadCacheStartsAfterOlderWriters(t *testing.T) {
 	waitCacheOn(t, a)
 	eventually(t, a, "p", 2, false)
 }
+
+// PostgreSQL: the feed outlives lost connections (a database restart, a
+// failover): it resumes where it was and later writes still reach the cache.
+func TestReadCacheSurvivesLostConnections(t *testing.T) {
+	a, b := twoProcesses(t, "postgres")
+	waitCacheOn(t, a)
+	put(t, b, "x", "One")
+	eventually(t, a, "x", 1, false)
+	if _, err := b.DB().Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// b's pool may hand out a dead connection first.
+		err := b.InTx(ctx, func(tx store.Tx) error {
+			_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "x", Method: "PUT", Body: []byte(`{"resourceType":"Patient","active":true}`)})
+			return err
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, a, "x", 2, false)
+	waitCacheOn(t, a)
+}
