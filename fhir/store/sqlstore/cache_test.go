@@ -2,7 +2,11 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,18 +215,54 @@ func TestReadCacheStartsAfterOlderWriters(t *testing.T) {
 	eventually(t, a, "p", 2, false)
 }
 
-// PostgreSQL: the feed outlives lost connections (a database restart, a
-// failover): it resumes where it was and later writes still reach the cache.
-func TestReadCacheSurvivesLostConnections(t *testing.T) {
-	a, b := twoProcesses(t, "postgres")
-	waitCacheOn(t, a)
-	put(t, b, "x", "One")
-	eventually(t, a, "x", 1, false)
-	if _, err := b.DB().Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+// PostgreSQL: while the database cannot be reached the cache serves
+// nothing (the feed cannot know what changed), and afterwards the feed
+// resumes where it was: writes made meanwhile reach the cache.
+func TestReadCacheSurvivesAnOutage(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
 		t.Fatal(err)
 	}
+	name := strings.TrimPrefix(u.Path, "/")
+	env := envelope(t)
 	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Second)
+	open := func() *sqlstore.Store {
+		s, err := sqlstore.Open(ctx, dsn, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := waitCacheOn(t, cached(t, open())), open()
+	put(t, b, "x", "One")
+	eventually(t, a, "x", 1, false)
+
+	admin, err := sql.Open("pgx", storetest.PostgresAdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	allow := func(on bool) {
+		t.Helper()
+		if _, err := admin.Exec(fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %v`, name, on)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(false)
+	defer allow(true)
+	if _, err := admin.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, name); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for sqlstore.CacheOn(a) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cache still serves while the database is unreachable")
+		}
+		time.Sleep(feedInterval)
+	}
+	allow(true)
 	for {
 		// b's pool may hand out a dead connection first.
 		err := b.InTx(ctx, func(tx store.Tx) error {
@@ -236,6 +276,6 @@ func TestReadCacheSurvivesLostConnections(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, a, "x", 2, false)
 	waitCacheOn(t, a)
+	eventually(t, a, "x", 2, false)
 }
