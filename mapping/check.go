@@ -263,7 +263,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	for i, a := range e.Appointments {
 		aa := fmt.Sprintf("%s.appointments[%d]", at, i)
 		c.ident(ids, aa+".id", "appointment", a.ID)
-		c.oneOf(aa+".service", a.Service, true, "pre-assessment", "surgery", "follow-up", "physiotherapy", "other")
+		c.oneOf(aa+".service", a.Service, true, serviceKinds...)
 		c.oneOf(aa+".status", a.Status, true, "booked", "fulfilled", "cancelled", "noshow")
 		if _, err := time.Parse(time.RFC3339, a.Start); err != nil {
 			c.fail(aa+".start", "%q is not an RFC 3339 date and time", a.Start)
@@ -282,7 +282,7 @@ func (c *checker) episode(at string, e *Episode, birth string, ids map[string]st
 	for i, v := range e.Services {
 		va := fmt.Sprintf("%s.services[%d]", at, i)
 		c.ident(ids, va+".id", "service", v.ID)
-		c.oneOf(va+".kind", v.Kind, true, "pre-assessment", "surgery", "follow-up", "physiotherapy", "other")
+		c.oneOf(va+".kind", v.Kind, true, serviceKinds...)
 		c.oneOf(va+".setting", v.Setting, true, "inpatient", "outpatient", "virtual", "home")
 		c.date(va+".start", v.Start, true)
 		c.date(va+".end", v.End, false)
@@ -376,6 +376,10 @@ func (c *checker) unique(seen map[string]string, field, kind, id string) {
 	}
 	seen[key] = field
 }
+
+// serviceKinds are the kinds of an appointment's service and of a service
+// accessed.
+var serviceKinds = []string{"pre-assessment", "surgery", "follow-up", "physiotherapy", "other"}
 
 func (c *checker) oneOf(field, v string, required bool, allowed ...string) {
 	if v == "" {

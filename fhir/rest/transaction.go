@@ -357,8 +357,11 @@ func (pre *prechecked) rowsFor(i int, refs map[string]string) ([]search.Row, boo
 	out := make([]search.Row, len(pre.rows[i]))
 	for n, row := range pre.rows[i] {
 		for _, f := range []*string{&row.Sys, &row.Val, &row.Raw} {
-			for strings.Contains(*f, placeholderPrefix) {
+			for {
 				k := strings.Index(*f, placeholderPrefix)
+				if k < 0 {
+					break
+				}
 				end := k + len(placeholderPrefix) + 12
 				if end > len(*f) {
 					return nil, false
