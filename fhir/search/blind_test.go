@@ -192,3 +192,62 @@ func TestParamDocumentation(t *testing.T) {
 		}
 	}
 }
+
+// Patient's name rows hold only the parts that family and given do not:
+// the rule behind nameParts must follow the definitions' expressions.
+func TestNamePartsFollowDefinitions(t *testing.T) {
+	branch := func(typ, code string) string {
+		p, ok := R4().Lookup(typ, code)
+		if !ok {
+			t.Fatalf("%s has no parameter %s", typ, code)
+		}
+		for _, b := range strings.Split(p.Expression, "|") {
+			if b = strings.TrimSpace(b); strings.HasPrefix(b, typ+".") {
+				return b
+			}
+		}
+		return ""
+	}
+	for typ, parts := range nameParts {
+		if got := branch(typ, "name"); got != typ+".name" {
+			t.Errorf("%s.name is %q; nameParts assumes %s.name", typ, got, typ)
+		}
+		for _, part := range parts {
+			if got, want := branch(typ, part), typ+".name."+part; got != want {
+				t.Errorf("%s.%s is %q; nameParts assumes %s", typ, part, got, want)
+			}
+		}
+	}
+}
+
+func TestNameRowsLeaveOutFamilyAndGiven(t *testing.T) {
+	tests := []struct {
+		typ, body string
+		nameRows  int
+	}{
+		{"Patient", `{"resourceType":"Patient","name":[{"family":"Smith","given":["Jane","Mary"]}]}`, 0},
+		{"Patient", `{"resourceType":"Patient","name":[{"family":"Smith","given":["Jane"],"prefix":["Dr"]}]}`, 2},
+		{"Patient", `{"resourceType":"Patient","name":[{"text":"Jane Smith","family":"Smith"}]}`, 10},
+		// Person and RelatedPerson have no family or given parameters.
+		{"RelatedPerson", `{"resourceType":"RelatedPerson","patient":{"reference":"Patient/p"},"name":[{"family":"Smith","given":["Jane"]}]}`, 9},
+	}
+	for _, tc := range tests {
+		rows, errs := R4().Extract(tc.typ, []byte(tc.body))
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		blind, err := BlindRows(context.Background(), &testHasher{}, tc.typ, rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range blind {
+			if r.Param == "name" {
+				n++
+			}
+		}
+		if n != tc.nameRows {
+			t.Errorf("%s: %d name rows; want %d", tc.body, n, tc.nameRows)
+		}
+	}
+}

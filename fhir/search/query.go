@@ -84,6 +84,9 @@ type Value struct {
 	// Second is a composite's second component, of type SecondType.
 	Second     *Value
 	SecondType string
+	// Param, when set, is the parameter whose index rows this value is
+	// matched against, instead of the clause's (Clause.IndexParams).
+	Param string
 }
 
 // SortKey is one _sort key.

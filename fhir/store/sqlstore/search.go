@@ -126,7 +126,9 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		// clause's matches.
 		c := sq.Where[i]
 		from = query{}
-		from.add(" FROM (SELECT DISTINCT s.res_id FROM search_index s WHERE s.res_type = ? AND s.param = ? AND (", sq.Type, c.Code)
+		from.add(" FROM (SELECT DISTINCT s.res_id FROM search_index s WHERE s.res_type = ? AND ", sq.Type)
+		paramCondition(&from, c)
+		from.add(" AND (")
 		for j, v := range c.Values {
 			if j > 0 {
 				from.add(" OR ")
@@ -487,17 +489,19 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 			// Uncorrelated at the top: the planner reads the matching index
 			// rows once instead of probing them for every resource of the type.
 			if neg {
-				q.add("c.id NOT IN (SELECT s.res_id FROM search_index s WHERE s.res_type = ? AND s.param = ?", typ, c.Code)
+				q.add("c.id NOT IN (SELECT s.res_id FROM search_index s WHERE s.res_type = ? AND ", typ)
 			} else {
-				q.add("c.id IN (SELECT s.res_id FROM search_index s WHERE s.res_type = ? AND s.param = ?", typ, c.Code)
+				q.add("c.id IN (SELECT s.res_id FROM search_index s WHERE s.res_type = ? AND ", typ)
 			}
+			paramCondition(q, c)
 		case depth == 0:
 			// A probe per candidate (the candidates come from the driving
 			// clause). Written as a scalar subquery so that PostgreSQL cannot
 			// turn it into a semi-join over every matching index row, which
 			// a generic plan's estimates made it do: 200,000 rows hashed for
 			// a common code, seconds per search.
-			q.add("(SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?", c.Code)
+			q.add("(SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND ")
+			paramCondition(q, c)
 			suffix = " LIMIT 1) IS NOT NULL"
 			if neg {
 				suffix = " LIMIT 1) IS NULL"
@@ -506,7 +510,8 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 			if neg {
 				q.add("NOT ")
 			}
-			q.add("EXISTS (SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?", c.Code)
+			q.add("EXISTS (SELECT 1 FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND ")
+			paramCondition(q, c)
 		}
 		if match != nil {
 			q.add(" AND (")
@@ -529,6 +534,20 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 	})
 }
 
+// paramCondition limits index rows s to the parameters of clause c.
+func paramCondition(q *query, c search.Clause) {
+	params := c.IndexParams()
+	if len(params) == 1 {
+		q.add("s.param = ?", params[0])
+		return
+	}
+	args := make([]any, len(params))
+	for i, p := range params {
+		args[i] = p
+	}
+	q.add("s.param IN ("+placeholders(len(args))+")", args...)
+}
+
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
@@ -542,6 +561,13 @@ func valueCondition(q *query, c search.Clause, v search.Value) {
 	switch c.Type {
 	case "string":
 		switch {
+		case c.BlindIndexed() && v.Param != "":
+			// A digest in the domain of one of the clause's parameters.
+			col := "s.val"
+			if c.Modifier == "exact" {
+				col = "s.raw"
+			}
+			q.add("(s.param = ? AND "+col+" = ?)", v.Param, v.Text)
 		case c.BlindIndexed() && c.Modifier == "exact":
 			q.add("s.raw = ?", v.Text)
 		case c.BlindIndexed():

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MustExistAndMustNotExist", testExistence},
 		{"DeleteIsAVersion", testDelete},
 		{"Search", testSearch},
+		{"SearchNames", testSearchNames},
 		{"MatchTokens", testMatchTokens},
 		{"SearchPaging", testSearchPaging},
 		{"SearchChains", testChains},
@@ -402,6 +403,59 @@ func testSearch(t *testing.T, s store.Store) {
 	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Jones"}]}`)})
 	if got := ids(t, s, "Patient", "family=smith"); fmt.Sprint(got) != "[c]" {
 		t.Errorf("after update family=smith = %v; want [c]", got)
+	}
+}
+
+// testSearchNames checks Patient name searches, which match the name
+// parts stored once under family and given (search.nameParts) as well as
+// the parts only name holds (text, prefix, suffix), in every clause form
+// that reaches the index: top level, driving, chained, reverse-chained.
+func testSearchNames(t *testing.T, s store.Store) {
+	put(t, s, store.Write{Type: "Patient", ID: "a", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Brontë","given":["Anne","Acton"],"prefix":["Miss"]}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"text":"Dr Emily Carr","given":["Emily"]}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "c", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Emerson","suffix":["OBE"]}]}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "d", Method: "PUT", Body: []byte(`{"resourceType":"Patient","gender":"male"}`)})
+	put(t, s, store.Write{Type: "Patient", ID: "e", Method: "PUT", Body: []byte(`{"resourceType":"Patient","gender":"male","name":[{"family":"Zola"}]}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`)})
+	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`)})
+	tests := []struct {
+		typ, query string
+		want       []string
+	}{
+		{"Patient", "name=bronte", []string{"a"}},   // family
+		{"Patient", "name=act", []string{"a"}},      // second given
+		{"Patient", "name=miss", []string{"a"}},     // prefix
+		{"Patient", "name=dr emily", []string{"b"}}, // text
+		{"Patient", "name=emily", []string{"b"}},    // given (also in text, which does not start with it)
+		{"Patient", "name=em", []string{"b", "c"}},  // given of one, family of the other
+		{"Patient", "name=obe", []string{"c"}},      // suffix
+		{"Patient", "name=carr", nil},               // inside the text only
+		{"Patient", "name=anne,obe", []string{"a", "c"}},
+		{"Patient", "name=anne&name=bron", []string{"a"}},
+		{"Patient", "name=anne&name=emerson", nil},
+		{"Patient", "name:exact=Brontë", []string{"a"}},
+		{"Patient", "name:exact=bronte", nil},
+		{"Patient", "name:exact=Dr Emily Carr", []string{"b"}},
+		{"Patient", "name:exact=Emily", []string{"b"}},
+		{"Patient", "name:missing=true", []string{"d"}},
+		{"Patient", "name:missing=false", []string{"a", "b", "c", "e"}},
+		{"Patient", "name:missing=false&gender=male", []string{"e"}},
+		{"Patient", "name=em&gender:missing=true", []string{"b", "c"}},
+		{"Patient", "family=emily", nil},
+		{"Patient", "name=zola", []string{"e"}},
+		{"Patient", "given=emerson", nil},
+		{"Observation", "subject:Patient.name=acton", []string{"o1"}},
+		{"Observation", "subject:Patient.name=dr", []string{"o2"}},
+		{"Observation", "subject:Patient.name:missing=false", []string{"o1", "o2"}},
+		{"Patient", "_has:Observation:subject:status=final&name=emily", []string{"b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
+			got := ids(t, s, tc.typ, tc.query)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v; want %v", got, tc.want)
+			}
+		})
 	}
 }
 
