@@ -66,31 +66,38 @@ func buildPostgresCreate(n int) string {
 }
 
 // schema is the tables of both engines, written once; {serial}, {int},
-// {blob} and {float} are the engine's column types.
+// {blob}, {float} and {text} are the engine's column types.
+//
+// PostgreSQL's text columns use the "C" collation: byte order, as SQLite's
+// BINARY, so both engines sort and compare index values alike (the
+// normalised values are already case- and accent-folded), B-tree inserts
+// and lookups compare with memcmp instead of the locale's strcoll, and a
+// prefix LIKE can use the index. postgresCollation migrates databases
+// created before.
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS resource_version (
 		seq {serial},
-		type TEXT NOT NULL,
-		id TEXT NOT NULL,
+		type {text} NOT NULL,
+		id {text} NOT NULL,
 		version {int} NOT NULL,
 		last_updated {int} NOT NULL,
-		method TEXT NOT NULL,
+		method {text} NOT NULL,
 		deleted INTEGER NOT NULL,
 		body {blob},
 		UNIQUE (type, id, version))`,
 	`CREATE TABLE IF NOT EXISTS resource_current (
-		type TEXT NOT NULL,
-		id TEXT NOT NULL,
+		type {text} NOT NULL,
+		id {text} NOT NULL,
 		version {int} NOT NULL,
 		deleted INTEGER NOT NULL,
 		PRIMARY KEY (type, id))`,
 	`CREATE TABLE IF NOT EXISTS search_index (
-		res_type TEXT NOT NULL,
-		res_id TEXT NOT NULL,
-		param TEXT NOT NULL,
-		sys TEXT NOT NULL,
-		val TEXT NOT NULL,
-		raw TEXT NOT NULL,
+		res_type {text} NOT NULL,
+		res_id {text} NOT NULL,
+		param {text} NOT NULL,
+		sys {text} NOT NULL,
+		val {text} NOT NULL,
+		raw {text} NOT NULL,
 		dlow {int},
 		dhigh {int},
 		nlow {float},
@@ -105,9 +112,9 @@ var schema = []string{
 		total {int} NOT NULL,
 		finished_at {int})`,
 	`CREATE TABLE IF NOT EXISTS pseudonym_escrow (
-		domain TEXT NOT NULL,
-		pseudonym TEXT NOT NULL,
-		escrow TEXT NOT NULL,
+		domain {text} NOT NULL,
+		pseudonym {text} NOT NULL,
+		escrow {text} NOT NULL,
 		PRIMARY KEY (domain, pseudonym))`,
 }
 
@@ -124,7 +131,7 @@ func schemaFor(types map[string]string) []string {
 
 var sqliteDialect = dialect{
 	name:   "sqlite",
-	schema: schemaFor(map[string]string{"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER", "blob": "BLOB", "float": "REAL"}),
+	schema: schemaFor(map[string]string{"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER", "blob": "BLOB", "float": "REAL", "text": "TEXT"}),
 	retryable: func(err error) bool {
 		var se *sqlite.Error
 		return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
@@ -135,7 +142,7 @@ var postgresDialect = dialect{
 	name:           "postgres",
 	numbered:       true,
 	combinedCreate: postgresCreate,
-	schema:         schemaFor(map[string]string{"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "int": "BIGINT", "blob": "BYTEA", "float": "DOUBLE PRECISION"}),
+	schema:         schemaFor(map[string]string{"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "int": "BIGINT", "blob": "BYTEA", "float": "DOUBLE PRECISION", "text": `TEXT COLLATE "C"`}),
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// 40001 serialization_failure, 40P01 deadlock_detected

@@ -127,12 +127,54 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
+	if s.d.name == "postgres" {
+		if err := postgresCollation(ctx, tx); err != nil {
+			return fmt.Errorf("collation: %w", err)
+		}
+	}
 	if s.d.name == "sqlite" {
 		if err := seedPlannerStats(ctx, tx); err != nil {
 			return fmt.Errorf("planner statistics: %w", err)
 		}
 	}
 	return tx.Commit()
+}
+
+// postgresCollation gives the text columns of a database created before
+// they were declared COLLATE "C" (dialect.go) that collation, in the
+// migration's transaction. Only the indexes on them are rebuilt, once; the
+// rows are not rewritten.
+func postgresCollation(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'
+		AND table_name IN ('resource_version', 'resource_current', 'search_index', 'pseudonym_escrow')
+		ORDER BY table_name, ordinal_position`)
+	if err != nil {
+		return err
+	}
+	alter := map[string][]string{}
+	var tables []string
+	for rows.Next() {
+		var table, column string
+		if err := rows.Scan(&table, &column); err != nil {
+			rows.Close()
+			return err
+		}
+		if alter[table] == nil {
+			tables = append(tables, table)
+		}
+		alter[table] = append(alter[table], fmt.Sprintf(`ALTER COLUMN %s TYPE TEXT COLLATE "C"`, column))
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, table := range tables {
+		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+table+" "+strings.Join(alter[table], ", ")); err != nil {
+			return fmt.Errorf("%s: %w", table, err)
+		}
+	}
+	return nil
 }
 
 // sqlitePlannerStats describe to SQLite's planner the shape the index

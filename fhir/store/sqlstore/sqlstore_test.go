@@ -3,10 +3,12 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 	"github.com/promsgateway/gateway/fhir/store/sqlstore"
 	"github.com/promsgateway/gateway/fhir/store/storetest"
@@ -153,5 +155,81 @@ func TestSQLitePathWithURICharacters(t *testing.T) {
 	var mode string
 	if err := s.DB().QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q, %v; the pragmas after the path were lost", mode, err)
+	}
+}
+
+// PostgreSQL's text columns compare bytes ("C"), as SQLite's do; a
+// database created with the server's default collation is migrated when
+// the store opens it, and keeps its data.
+func TestPostgresTextColumnsAreC(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	seal := envelope(t)
+	notC := func(s *sqlstore.Store) []string {
+		rows, err := s.DB().QueryContext(ctx, `SELECT table_name || '.' || column_name FROM information_schema.columns
+			WHERE table_schema = current_schema() AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'
+			AND table_name IN ('resource_version', 'resource_current', 'search_index', 'pseudonym_escrow') ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	s, err := sqlstore.Open(ctx, dsn, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cols := notC(s); len(cols) > 0 {
+		t.Fatalf("a new database has text columns without the C collation: %v", cols)
+	}
+	body := []byte(`{"resourceType":"Patient","gender":"female"}`)
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "p1", Body: body, Method: "PUT",
+			Index: []search.Row{{Param: "gender", Sys: "http://hl7.org/fhir/administrative-gender", Val: "female", Raw: "female"}}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Make it look like a database of the earlier schema.
+	for _, q := range []string{
+		`ALTER TABLE resource_version ALTER COLUMN type TYPE TEXT COLLATE pg_catalog."default", ALTER COLUMN id TYPE TEXT COLLATE pg_catalog."default", ALTER COLUMN method TYPE TEXT COLLATE pg_catalog."default"`,
+		`ALTER TABLE resource_current ALTER COLUMN type TYPE TEXT COLLATE pg_catalog."default", ALTER COLUMN id TYPE TEXT COLLATE pg_catalog."default"`,
+		`ALTER TABLE search_index ALTER COLUMN res_type TYPE TEXT COLLATE pg_catalog."default", ALTER COLUMN val TYPE TEXT COLLATE pg_catalog."default"`,
+	} {
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cols := notC(s); len(cols) != 7 {
+		t.Fatalf("the test did not reset the collations: %v", cols)
+	}
+	s.Close()
+	s, err = sqlstore.Open(ctx, dsn, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if cols := notC(s); len(cols) > 0 {
+		t.Errorf("after the migration these text columns are not C: %v", cols)
+	}
+	if r, err := s.Read(ctx, "Patient", "p1"); err != nil || !bytes.Contains(r.Body, []byte("female")) {
+		t.Errorf("read after the migration: %v", err)
+	}
+	q, err := search.R4().Parse("Patient", url.Values{"gender": {"female"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Count = 10
+	res, err := s.Search(ctx, q)
+	if err != nil || len(res.Matches) != 1 {
+		t.Errorf("search after the migration: %v, %+v", err, res)
 	}
 }
