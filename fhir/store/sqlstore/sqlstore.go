@@ -259,6 +259,7 @@ func (s *Store) now() time.Time {
 type reader struct {
 	s         *Store
 	tx        *sql.Tx
+	pg        *pgTx // a PostgreSQL transaction, instead of tx
 	forSearch bool
 }
 
@@ -305,7 +306,10 @@ func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func (r reader) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+func (r reader) queryRow(ctx context.Context, q string, args ...any) rowScanner {
+	if r.pg != nil {
+		return r.pg.queryRow(ctx, r.pg.text(r.s.d, q), args)
+	}
 	st, err := r.prepared(ctx, q)
 	switch {
 	case err != nil || st == nil:
@@ -319,7 +323,10 @@ func (r reader) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return st.QueryRowContext(ctx, args...)
 }
 
-func (r reader) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+func (r reader) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
+	if r.pg != nil {
+		return r.pg.query(ctx, r.pg.text(r.s.d, q), args)
+	}
 	st, err := r.prepared(ctx, q)
 	switch {
 	case err != nil:
@@ -335,6 +342,10 @@ func (r reader) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 }
 
 func (r reader) exec(ctx context.Context, q string, args ...any) error {
+	if r.pg != nil {
+		r.pg.queue(r.pg.text(r.s.d, q), args)
+		return nil
+	}
 	st, err := r.prepared(ctx, q)
 	switch {
 	case err != nil:
@@ -390,6 +401,9 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
+	if s.d.name == "postgres" {
+		return s.runPgTx(ctx, func(t *tx) error { return fn(t) })
+	}
 	if s.d.name == "sqlite" {
 		// SQLite has one writer at a time. Writers of this process queue
 		// here, in order, instead of in SQLite's busy handler, which
@@ -490,13 +504,15 @@ func indexArgs(row search.Row) []any {
 }
 
 // fixedStatements are prepared at Open so that transactions never prepare.
+// PostgreSQL's transactions run on pgx's own statement cache (pgTx), so
+// there only the reads outside transactions are prepared.
 func (s *Store) fixedStatements() []string {
+	if s.d.name == "postgres" {
+		return []string{sqlRead, sqlVRead}
+	}
 	qs := []string{sqlRead, sqlVRead, sqlLock, sqlSetCurrent, sqlNewCurrent, sqlRecord, sqlUnindex}
 	for n := 1; n <= indexBatch; n++ {
 		qs = append(qs, sqlIndex(n))
-	}
-	if s.d.combinedCreate != nil {
-		qs = append(qs, s.d.combinedCreate(0))
 	}
 	return qs
 }

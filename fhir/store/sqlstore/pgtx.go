@@ -1,0 +1,250 @@
+package sqlstore
+
+import (
+	"context"
+	sqldriver "database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+// pgTx is a PostgreSQL write transaction that runs on the connection's own
+// pgx API and saves round trips, each of which costs both processes a
+// wake-up and two system calls (measured: about 90 µs of CPU in all, the
+// price of a small insert):
+//
+//   - a statement whose only result is an error (every write) is queued
+//     and sent with the next statement that returns rows, or with COMMIT,
+//     in one pipeline;
+//   - BEGIN is sent with the first of those pipelines, so a transaction
+//     that reads nothing is one round trip, and one that writes nothing is
+//     none.
+//
+// Statements still run in the order they were issued, so every read sees
+// the writes before it. What changes is when a failing write reports: with
+// the next read or at commit, and either way the whole transaction fails
+// and is rolled back, as before. A unique violation reports as
+// store.ErrExists wherever it surfaces.
+type pgTx struct {
+	conn    *pgx.Conn
+	begun   bool
+	pending []queued
+}
+
+type queued struct {
+	sql  string
+	args []any
+}
+
+// rebound memoises dialect.rebind for the statements of transactions,
+// whose texts repeat.
+var rebound sync.Map // ? text -> $n text
+
+func (p *pgTx) text(d dialect, q string) string {
+	if v, ok := rebound.Load(q); ok {
+		return v.(string)
+	}
+	t := d.rebind(q)
+	rebound.Store(q, t)
+	return t
+}
+
+// queue adds a write to the next pipeline.
+func (p *pgTx) queue(q string, args []any) {
+	p.pending = append(p.pending, queued{q, args})
+}
+
+// send starts a pipeline: BEGIN if not yet sent, the queued writes, then
+// last (when not empty). It returns the results positioned at last; on
+// error the results are closed.
+func (p *pgTx) send(ctx context.Context, last string, args []any) (pgx.BatchResults, error) {
+	var b pgx.Batch
+	if !p.begun {
+		b.Queue("begin")
+	}
+	for _, q := range p.pending {
+		b.Queue(q.sql, q.args...)
+	}
+	if last != "" {
+		b.Queue(last, args...)
+	}
+	n := len(b.QueuedQueries)
+	if last != "" {
+		n--
+	}
+	p.pending, p.begun = nil, true
+	br := p.conn.SendBatch(ctx, &b)
+	for i := 0; i < n; i++ {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, pipelineError(err, b.QueuedQueries[i].SQL)
+		}
+	}
+	return br, nil
+}
+
+// pipelineError names the failed statement; a unique violation is
+// store.ErrExists, as it is when the statement runs alone.
+func pipelineError(err error, q string) error {
+	if isUniqueViolation(err) {
+		return fmt.Errorf("%w: %v", store.ErrExists, err)
+	}
+	return fmt.Errorf("%.60s: %w", q, err)
+}
+
+func (p *pgTx) queryRow(ctx context.Context, q string, args []any) rowScanner {
+	br, err := p.send(ctx, q, args)
+	if err != nil {
+		return errRow{err}
+	}
+	return batchRow{br}
+}
+
+func (p *pgTx) query(ctx context.Context, q string, args []any) (rowsIter, error) {
+	br, err := p.send(ctx, q, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// commit sends what is queued and COMMIT; a transaction that never began
+// has nothing to commit.
+func (p *pgTx) commit(ctx context.Context) error {
+	if !p.begun && len(p.pending) == 0 {
+		return nil
+	}
+	br, err := p.send(ctx, "commit", nil)
+	if err != nil {
+		return err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() != "COMMIT" {
+		// PostgreSQL answers COMMIT in a failed transaction with
+		// ROLLBACK, and no error.
+		err = fmt.Errorf("the transaction was rolled back (%s)", tag)
+	}
+	return err
+}
+
+// rollback ends a transaction that began; queued writes are dropped.
+func (p *pgTx) rollback(ctx context.Context) error {
+	p.pending = nil
+	if !p.begun {
+		return nil
+	}
+	_, err := p.conn.Exec(context.WithoutCancel(ctx), "rollback")
+	return err
+}
+
+// rowScanner is a row of a query: *sql.Row, or a row of a pipeline.
+type rowScanner interface{ Scan(...any) error }
+
+// rowsIter is the rows of a query: *sql.Rows, or the rows of a pipeline.
+type rowsIter interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close() error
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// batchRow is the one row of a pipeline's last statement.
+type batchRow struct{ br pgx.BatchResults }
+
+func (r batchRow) Scan(dest ...any) error {
+	err := r.br.QueryRow().Scan(dest...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// batchRows are the rows of a pipeline's last statement.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+}
+
+func (r *batchRows) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.Rows.Close()
+	err := r.Rows.Err()
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (r *batchRows) Err() error { return r.Rows.Err() }
+
+// runPgTx runs fn in a pgTx on a connection of the pool. A connection
+// left inside a transaction (a rollback that could not be sent) is
+// dropped from the pool rather than reused.
+func (s *Store) runPgTx(ctx context.Context, fn func(*tx) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer conn.Close()
+	var result error
+	rawErr := conn.Raw(func(dc any) error {
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("postgres connection of type %T", dc)
+		}
+		p := &pgTx{conn: pc.Conn()}
+		t := &tx{reader: reader{s: s, pg: p}}
+		defer func() {
+			if s.cache != nil {
+				// A failed commit may still have committed: forget
+				// what it wrote.
+				for _, k := range t.written {
+					s.cache.invalidate(k)
+				}
+			}
+		}()
+		if err := fn(t); err != nil {
+			result = err
+			if rerr := p.rollback(ctx); rerr != nil || pc.Conn().PgConn().TxStatus() != 'I' {
+				return sqldriver.ErrBadConn
+			}
+			return nil
+		}
+		if err := p.commit(ctx); err != nil {
+			result = fmt.Errorf("commit: %w", err)
+			if pc.Conn().PgConn().TxStatus() != 'I' {
+				if rerr := p.rollback(ctx); rerr != nil || pc.Conn().PgConn().TxStatus() != 'I' {
+					return sqldriver.ErrBadConn
+				}
+			}
+		}
+		return nil
+	})
+	if result != nil {
+		return result
+	}
+	if rawErr != nil && !errors.Is(rawErr, sqldriver.ErrBadConn) {
+		return rawErr
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/promsgateway/gateway/fhir/store"
+	"github.com/promsgateway/gateway/fhir/store/sqlstore"
+)
+
+// Writes that a PostgreSQL transaction queues (sqlstore.pgTx) keep the
+// guarantees of writes that run at once, on both engines: a read sees
+// them, a failing one fails the transaction and leaves nothing behind, and
+// the connection is fit for the next transaction.
+func TestTransactionsWithQueuedWrites(t *testing.T) {
+	engines := map[string]func(t *testing.T) *sqlstore.Store{
+		"sqlite":   func(t *testing.T) *sqlstore.Store { s, _ := openSQLite(t); return s },
+		"postgres": openPostgres,
+	}
+	ctx := context.Background()
+	body := []byte(`{"resourceType":"Patient","gender":"female"}`)
+	put := func(tx store.Tx, id string) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: body, Method: "PUT"})
+		return err
+	}
+	exists := func(t *testing.T, s *sqlstore.Store, id string) bool {
+		_, err := s.Read(ctx, "Patient", id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			t.Run("a read sees the writes before it", func(t *testing.T) {
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					if err := put(tx, "seen"); err != nil {
+						return err
+					}
+					res, err := tx.Read(ctx, "Patient", "seen")
+					if err != nil || res.Version != 1 {
+						return fmt.Errorf("read in the transaction: %v, %+v", err, res)
+					}
+					n, err := sqlstore.TxQueryInt(tx, `SELECT COUNT(*) FROM search_index WHERE res_id = ?`, "seen")
+					if err != nil || n != 0 {
+						return fmt.Errorf("index rows: %d, %v", n, err)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Run("a failing write fails the transaction", func(t *testing.T) {
+				// More failures than the pool has connections: none may
+				// come back to the pool inside a transaction.
+				for i := 0; i < 40; i++ {
+					id := fmt.Sprintf("lost-%d", i)
+					err := s.InTx(ctx, func(tx store.Tx) error {
+						if err := put(tx, id); err != nil {
+							return err
+						}
+						// NOT NULL violation.
+						return sqlstore.TxExec(tx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, NULL, 0)`, "Patient", id+"-x")
+					})
+					if err == nil {
+						t.Fatal("the transaction committed")
+					}
+					if exists(t, s, id) {
+						t.Fatalf("%s was stored by a failed transaction", id)
+					}
+				}
+				if err := s.InTx(ctx, func(tx store.Tx) error { return put(tx, "after") }); err != nil || !exists(t, s, "after") {
+					t.Fatalf("a transaction after the failures: %v", err)
+				}
+			})
+			t.Run("a cancelled transaction leaves nothing", func(t *testing.T) {
+				cctx, cancel := context.WithCancel(ctx)
+				err := s.InTx(cctx, func(tx store.Tx) error {
+					if err := put(tx, "cancelled"); err != nil {
+						return err
+					}
+					cancel()
+					return nil
+				})
+				if err == nil {
+					t.Fatal("a transaction whose context ended before its commit committed")
+				}
+				if exists(t, s, "cancelled") {
+					t.Fatal("the cancelled transaction stored its write")
+				}
+				if err := s.InTx(ctx, func(tx store.Tx) error { return put(tx, "after-cancel") }); err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Run("transactions that write nothing", func(t *testing.T) {
+				if err := s.InTx(ctx, func(store.Tx) error { return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.InTx(ctx, func(tx store.Tx) error { _, err := tx.Read(ctx, "Patient", "after"); return err }); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// PostgreSQL aborts a transaction at its first error; a caller that goes
+// on regardless and returns nil must not be told that it committed.
+func TestPostgresAbortedTransactionDoesNotCommit(t *testing.T) {
+	s := openPostgres(t)
+	ctx := context.Background()
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "p", Body: []byte(`{"resourceType":"Patient"}`), Method: "PUT"}); err != nil {
+			return err
+		}
+		if _, err := sqlstore.TxQueryInt(tx, `SELECT 1 / (SELECT COUNT(*) FROM resource_current WHERE id = 'none')`); err == nil {
+			t.Error("division by zero did not fail")
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("InTx reported a commit of an aborted transaction")
+	}
+	if _, err := s.Read(ctx, "Patient", "p"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the aborted transaction's write is readable: %v", err)
+	}
+}
