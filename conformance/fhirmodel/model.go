@@ -34,6 +34,12 @@ type Element struct {
 	// Ref is the path of the element whose definition this one reuses
 	// (contentReference, as Questionnaire.item.item uses Questionnaire.item).
 	Ref string `json:"ref,omitempty"`
+	// ChoiceNames are, for a choice element, the JSON names of its types
+	// in the order of Types ("valueQuantity", ...), and ChoiceExtNames the
+	// names of their primitive extension objects ("_valueQuantity"): set
+	// when the model loads, so navigation does not build them each time.
+	ChoiceNames    []string `json:"-"`
+	ChoiceExtNames []string `json:"-"`
 }
 
 // Model is a FHIR type model.
@@ -56,6 +62,7 @@ func R4() *Model {
 		if err := json.Unmarshal(r4JSON, r4); err != nil {
 			panic("fhirmodel: embedded r4model.json is corrupt: " + err.Error())
 		}
+		r4.nameChoices()
 	})
 	return r4
 }
@@ -120,3 +127,19 @@ func (m *Model) IsPrimitive(typ string) bool { return m.Types[typ].Kind == "prim
 
 // IsResource reports whether typ is a resource type (abstract or not).
 func (m *Model) IsResource(typ string) bool { return m.Types[typ].Kind == "resource" }
+
+// nameChoices fills ChoiceNames and ChoiceExtNames of the choice elements.
+func (m *Model) nameChoices() {
+	for path, el := range m.Elements {
+		if !el.Choice {
+			continue
+		}
+		name := path[strings.LastIndexByte(path, '.')+1:]
+		for _, t := range el.Types {
+			key := name + strings.ToUpper(t[:1]) + t[1:]
+			el.ChoiceNames = append(el.ChoiceNames, key)
+			el.ChoiceExtNames = append(el.ChoiceExtNames, "_"+key)
+		}
+		m.Elements[path] = el
+	}
+}

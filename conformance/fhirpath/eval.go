@@ -344,11 +344,17 @@ func (ev *evaluator) children(item Value, name string) (Collection, error) {
 	}
 	if found && el.Choice {
 		var out Collection
-		for _, t := range el.Types {
-			key := name + upperFirst(t)
+		for i, t := range el.Types {
+			var key, extKey string
+			if i < len(el.ChoiceNames) {
+				key, extKey = el.ChoiceNames[i], el.ChoiceExtNames[i]
+			} else { // a model built without R4()
+				key = name + upperFirst(t)
+				extKey = "_" + key
+			}
 			if v, ok := m[key]; ok {
-				out = append(out, ev.nodes(v, m["_"+key], t)...)
-			} else if x, ok := m["_"+key]; ok {
+				out = append(out, ev.nodes(v, m[extKey], t)...)
+			} else if x, ok := m[extKey]; ok {
 				out = append(out, ev.nodes(nil, x, t)...)
 			}
 		}

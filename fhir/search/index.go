@@ -498,11 +498,14 @@ func numberRange(s string) (float64, float64, bool) {
 // NLow..NHigh with "system|code" of its unit in Raw, a date in DLow..DHigh,
 // a token as "system|code" in Raw, a string normalised in Raw.
 func compositeRows(p *Param, env *fhirpath.Environment, v fhirpath.Value) []Row {
-	first, err := p.components[0].expr.Evaluate(env, fhirpath.Collection{v})
-	if err != nil {
+	// The second component first: it is the one most often absent (an
+	// Observation has one value[x] of the five its composites pair with
+	// the code), and without it there is no row.
+	second, err := p.components[1].expr.Evaluate(env, fhirpath.Collection{v})
+	if err != nil || len(second) == 0 {
 		return nil
 	}
-	second, err := p.components[1].expr.Evaluate(env, fhirpath.Collection{v})
+	first, err := p.components[0].expr.Evaluate(env, fhirpath.Collection{v})
 	if err != nil {
 		return nil
 	}
