@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -122,7 +123,13 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, q := range append(append([]string{}, s.d.schema...), commonIndexes...) {
+	ddl := append(append([]string{}, s.d.schema...), commonIndexes...)
+	if s.d.name == "postgres" {
+		if ddl, err = missingObjects(ctx, tx, ddl); err != nil {
+			return err
+		}
+	}
+	for _, q := range ddl {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
@@ -138,6 +145,49 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// ddlName finds the table or index a schema statement creates.
+var ddlName = regexp.MustCompile(`^CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)`)
+
+// missingObjects returns the statements of ddl whose table or index does
+// not exist yet. CREATE INDEX IF NOT EXISTS takes a SHARE lock on its table
+// before it finds the index there, so run against a database in use it
+// would wait for every write transaction in progress, and every write
+// after it would wait for it: a replica starting, or an import beside the
+// server, would stall the writes of all of them.
+func missingObjects(ctx context.Context, tx *sql.Tx, ddl []string) ([]string, error) {
+	names := make([]string, len(ddl))
+	for i, q := range ddl {
+		m := ddlName.FindStringSubmatch(q)
+		if m == nil {
+			return nil, fmt.Errorf("schema statement without a name: %.60s", q)
+		}
+		names[i] = m[1]
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NULL`, names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	missing := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		missing[n] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, q := range ddl {
+		if missing[names[i]] {
+			out = append(out, q)
+		}
+	}
+	return out, nil
 }
 
 // postgresCollation gives the text columns of a database created before

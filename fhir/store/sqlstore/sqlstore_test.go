@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
@@ -232,4 +233,40 @@ func TestPostgresTextColumnsAreC(t *testing.T) {
 	if err != nil || len(res.Matches) != 1 {
 		t.Errorf("search after the migration: %v, %+v", err, res)
 	}
+}
+
+// A second gateway opening a PostgreSQL database that is in use (another
+// replica, an import beside the server) does not wait for, or hold up,
+// the writes in progress: its migration finds the schema in place and
+// takes no table lock.
+func TestPostgresOpenDoesNotWaitForWriters(t *testing.T) {
+	ctx := context.Background()
+	dsn := storetest.PostgresDSN(t)
+	seal := envelope(t)
+	first, err := sqlstore.Open(ctx, dsn, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	writer, err := first.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Rollback()
+	for _, q := range []string{
+		`INSERT INTO resource_current (type, id, version, deleted) VALUES ('Patient', 'w', 1, 0)`,
+		`INSERT INTO search_index (res_type, res_id, param, sys, val, raw) VALUES ('Patient', 'w', 'gender', '', 'female', '')`,
+		`INSERT INTO resource_version (type, id, version, last_updated, method, deleted) VALUES ('Patient', 'w', 1, 0, 'PUT', 1)`,
+	} {
+		if _, err := writer.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	second, err := sqlstore.Open(octx, dsn, seal)
+	if err != nil {
+		t.Fatalf("open beside a running write transaction: %v", err)
+	}
+	second.Close()
 }
