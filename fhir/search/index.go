@@ -54,9 +54,10 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 	}
 	env := &fhirpath.Environment{Resource: res, Resolve: referenceStub, Lenient: true}
 	top, _ := res.JSON.(map[string]any)
+	names := elementNames(top)
 	for _, pl := range r.extractionPlan(typ) {
 		p := pl.param
-		if skipAbsent && !present(pl.roots, top) {
+		if skipAbsent && !present(pl.roots, names) {
 			continue // none of the elements the expression starts from is present
 		}
 		vals, err := pl.expr.Evaluate(env, fhirpath.Collection{res})
@@ -111,25 +112,36 @@ func (r *Registry) extractionPlan(typ string) []planned {
 
 var plans sync.Map // type -> []planned
 
+// elementNames are the element names the top-level members of a resource
+// stand for: each member's name and, as a choice element's value[x]
+// appears as valueQuantity, every prefix of it that an upper-case letter
+// follows (value; effective and effectiveDate for effectiveDateTime).
+func elementNames(top map[string]any) map[string]bool {
+	names := make(map[string]bool, 2*len(top))
+	for k := range top {
+		names[k] = true
+		for i := 1; i < len(k); i++ {
+			if k[i] >= 'A' && k[i] <= 'Z' {
+				names[k[:i]] = true
+			}
+		}
+	}
+	return names
+}
+
 // present reports whether an expression starting at roots can find
-// anything in a resource with the top-level members top: each branch of the
-// expression starts at an element of the type, and when none of those
-// elements is present the expression is empty. Branches whose start cannot
-// be read (roots nil) are assumed to apply. This skips most parameters of a
-// type for a typical resource.
-func present(roots []string, top map[string]any) bool {
+// anything in a resource whose top-level members stand for names
+// (elementNames): each branch of the expression starts at an element of
+// the type, and when none of those elements is present the expression is
+// empty. Branches whose start cannot be read (roots nil) are assumed to
+// apply. This skips most parameters of a type for a typical resource.
+func present(roots []string, names map[string]bool) bool {
 	if roots == nil {
 		return true
 	}
 	for _, root := range roots {
-		if _, ok := top[root]; ok {
+		if names[root] {
 			return true
-		}
-		for k := range top {
-			// A choice element: value[x] appears as valueQuantity, ...
-			if len(k) > len(root) && strings.HasPrefix(k, root) && k[len(root)] >= 'A' && k[len(root)] <= 'Z' {
-				return true
-			}
 		}
 	}
 	return false
