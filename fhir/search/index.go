@@ -52,7 +52,9 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 	if err != nil {
 		return nil, []error{err}
 	}
-	env := &fhirpath.Environment{Resource: res, Resolve: referenceStub, Lenient: true}
+	// One clock reading for every expression of the resource (now() and
+	// today() agree across its parameters, and the clock is read once).
+	env := &fhirpath.Environment{Resource: res, Resolve: referenceStub, Lenient: true, Now: time.Now()}
 	top, _ := res.JSON.(map[string]any)
 	names := elementNames(top)
 	for _, pl := range r.extractionPlan(typ) {
