@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/promsgateway/gateway/fhir/search"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -22,47 +22,51 @@ type dialect struct {
 	schema    []string
 	numbered  bool
 	retryable func(error) bool
-	// combinedCreate, when set, returns one statement that writes version 1,
-	// its current row and n index rows; arguments: type, id, last_updated,
-	// method, body, then indexColumns values per row (see indexArgs).
-	combinedCreate func(n int) string
+	// arrays says index rows go to the database as one array per column
+	// (indexArrays) rather than as a row of values each.
+	arrays bool
 }
 
-// postgresCreates memoises postgresCreate: the statement text for n index
-// rows is built once (writes are hot, and the text is long).
-var postgresCreates sync.Map // int -> string
+// The PostgreSQL statements that write index rows take them as one array
+// per column (indexArrays) and unnest them: eight parameters for any number
+// of rows, so one statement text (one prepared statement a connection)
+// serves every resource, and no row count meets the protocol's limit of
+// 65,535 parameters. (Throughput on the 2-entry transaction measured the
+// same as with a row of parameters per index row.)
+const (
+	pgIndexRows = `SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::float8[], $10::float8[])`
+	// pgCreate writes version 1, its current row and its index rows in one
+	// statement: type, id, then the index arrays, then last_updated,
+	// method and body.
+	pgCreate = `WITH c AS (INSERT INTO resource_current (type, id, version, deleted) VALUES ($1, $2, 1, 0)),
+		i AS (INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) SELECT $1, $2, r.* FROM (` + pgIndexRows + `) r)
+		INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body) VALUES ($1, $2, 1, $11, $12, 0, $13)`
+	// pgIndex writes the index rows of one resource: type, id, arrays.
+	pgIndex = `INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) SELECT $1, $2, r.* FROM (` + pgIndexRows + `) r`
+)
 
-// postgresCreate is PostgreSQL's combinedCreate: data-modifying CTEs make
-// the three inserts one round trip. Placeholders are numbered explicitly;
-// each index row takes indexColumns of them after the first five.
-func postgresCreate(n int) string {
-	if q, ok := postgresCreates.Load(n); ok {
-		return q.(string)
-	}
-	q := buildPostgresCreate(n)
-	postgresCreates.Store(n, q)
-	return q
-}
-
-func buildPostgresCreate(n int) string {
-	var b strings.Builder
-	b.WriteString(`WITH c AS (INSERT INTO resource_current (type, id, version, deleted) VALUES ($1, $2, 1, 0))`)
-	if n > 0 {
-		b.WriteString(`, i AS (INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) VALUES `)
-		for k := 0; k < n; k++ {
-			if k > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("($1, $2")
-			for c := 0; c < indexColumns; c++ {
-				fmt.Fprintf(&b, ", $%d", 6+indexColumns*k+c)
-			}
-			b.WriteString(")")
+// indexArrays are the eight column arrays of rows for pgCreate and pgIndex;
+// absent dates and numbers are NULL elements.
+func indexArrays(rows []search.Row) []any {
+	n := len(rows)
+	param, sys, val, raw := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	dlow, dhigh := make([]*int64, n), make([]*int64, n)
+	nlow, nhigh := make([]*float64, n), make([]*float64, n)
+	// Copies, not pointers into rows: a queued statement (pgTx) is
+	// encoded after its caller has moved on.
+	dates, numbers := make([]int64, 2*n), make([]float64, 2*n)
+	for i, r := range rows {
+		param[i], sys[i], val[i], raw[i] = r.Param, r.Sys, r.Val, r.Raw
+		if r.HasDate {
+			dates[2*i], dates[2*i+1] = r.DLow, r.DHigh
+			dlow[i], dhigh[i] = &dates[2*i], &dates[2*i+1]
 		}
-		b.WriteString(")")
+		if r.HasNumber {
+			numbers[2*i], numbers[2*i+1] = r.NLow, r.NHigh
+			nlow[i], nhigh[i] = &numbers[2*i], &numbers[2*i+1]
+		}
 	}
-	b.WriteString(` INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body) VALUES ($1, $2, 1, $3, $4, 0, $5)`)
-	return b.String()
+	return []any{param, sys, val, raw, dlow, dhigh, nlow, nhigh}
 }
 
 // schema is the tables of both engines, written once; {serial}, {int},
@@ -139,10 +143,10 @@ var sqliteDialect = dialect{
 }
 
 var postgresDialect = dialect{
-	name:           "postgres",
-	numbered:       true,
-	combinedCreate: postgresCreate,
-	schema:         schemaFor(map[string]string{"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "int": "BIGINT", "blob": "BYTEA", "float": "DOUBLE PRECISION", "text": `TEXT COLLATE "C"`}),
+	name:     "postgres",
+	numbered: true,
+	arrays:   true,
+	schema:   schemaFor(map[string]string{"serial": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "int": "BIGINT", "blob": "BYTEA", "float": "DOUBLE PRECISION", "text": `TEXT COLLATE "C"`}),
 	retryable: func(err error) bool {
 		var pe *pgconn.PgError
 		// 40001 serialization_failure, 40P01 deadlock_detected

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 	"github.com/promsgateway/gateway/fhir/store/sqlstore"
 )
@@ -127,5 +128,47 @@ func TestPostgresAbortedTransactionDoesNotCommit(t *testing.T) {
 	}
 	if _, err := s.Read(ctx, "Patient", "p"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the aborted transaction's write is readable: %v", err)
+	}
+}
+
+// A resource with more index rows than a statement could take as
+// parameters (65,535 on PostgreSQL) is stored whole, on create and update.
+func TestManyIndexRows(t *testing.T) {
+	engines := map[string]func(t *testing.T) *sqlstore.Store{
+		"sqlite":   func(t *testing.T) *sqlstore.Store { s, _ := openSQLite(t); return s },
+		"postgres": openPostgres,
+	}
+	ctx := context.Background()
+	rows := func(n int, tag string) []search.Row {
+		out := make([]search.Row, n)
+		for i := range out {
+			out[i] = search.Row{Param: "identifier", Sys: "urn:test", Val: fmt.Sprintf("%s-%d", tag, i), Raw: ""}
+		}
+		out[n-1] = search.Row{Param: "birthdate", DLow: 1, DHigh: 2, HasDate: true}
+		return out
+	}
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			count := func(want int) {
+				var n int
+				if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM search_index WHERE res_id = 'many' AND (val LIKE 'b-%' OR dlow = 1)`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != want {
+					t.Errorf("%d index rows; want %d", n, want)
+				}
+			}
+			for i, w := range []store.Write{
+				{Type: "Patient", ID: "many", NewID: true, Index: rows(9000, "a")},
+				{Type: "Patient", ID: "many", Index: rows(9000, "b")},
+			} {
+				w.Method, w.Body = "PUT", []byte(`{"resourceType":"Patient"}`)
+				if err := s.InTx(ctx, func(tx store.Tx) error { _, _, err := tx.Put(ctx, w); return err }); err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+			}
+			count(9000) // the update's rows, and none of the create's
+		})
 	}
 }

@@ -765,14 +765,12 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 		return nil, false, err
 	}
 	indexed := false
-	if t.s.d.combinedCreate != nil && len(w.Index) <= 500 {
-		// One round trip for the version, the current row and the index.
-		args := []any{res.Type, res.ID, res.LastUpdated.UnixMicro(), res.Method, sealed}
-		for _, row := range w.Index {
-			args = append(args, indexArgs(row)...)
-		}
+	if t.s.d.arrays {
+		// One statement for the version, the current row and the index.
+		args := append([]any{res.Type, res.ID}, indexArrays(w.Index)...)
+		args = append(args, res.LastUpdated.UnixMicro(), res.Method, sealed)
 		t.written = append(t.written, cacheKey{res.Type, res.ID})
-		err = t.exec(ctx, t.s.d.combinedCreate(len(w.Index)), args...)
+		err = t.exec(ctx, pgCreate, args...)
 		indexed = true
 	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
 		err = t.record(ctx, res, sealed)
@@ -848,6 +846,15 @@ func (t *tx) index(ctx context.Context, res *store.Resource, rows []search.Row, 
 		if err := t.exec(ctx, sqlUnindex, res.Type, res.ID); err != nil {
 			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
 		}
+	}
+	if t.s.d.arrays {
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := t.exec(ctx, pgIndex, append([]any{res.Type, res.ID}, indexArrays(rows)...)...); err != nil {
+			return fmt.Errorf("index %s/%s: %w", res.Type, res.ID, err)
+		}
+		return nil
 	}
 	// Rows go in batches whose statements are prepared at Open.
 	const batch = indexBatch
