@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -41,15 +42,23 @@ type queued struct {
 }
 
 // rebound memoises dialect.rebind for the statements of transactions,
-// whose texts repeat.
-var rebound sync.Map // ? text -> $n text
+// whose texts repeat; searches inside transactions (conditional writes)
+// can take any shape, so it stops growing at maxStatements entries.
+var (
+	rebound  sync.Map // ? text -> $n text
+	nrebound atomic.Int64
+)
 
 func (p *pgTx) text(d dialect, q string) string {
 	if v, ok := rebound.Load(q); ok {
 		return v.(string)
 	}
 	t := d.rebind(q)
-	rebound.Store(q, t)
+	if nrebound.Load() < maxStatements {
+		if _, loaded := rebound.LoadOrStore(q, t); !loaded {
+			nrebound.Add(1)
+		}
+	}
 	return t
 }
 
