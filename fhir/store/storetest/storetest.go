@@ -312,6 +312,24 @@ func ids(t *testing.T, s store.Store, typ, query string) []string {
 	return out
 }
 
+// searchCase is a query and the ids it must find, in order.
+type searchCase struct {
+	typ, query string
+	want       []string
+}
+
+func runSearches(t *testing.T, s store.Store, tests []searchCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
+			got := ids(t, s, tc.typ, tc.query)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // testSearch checks each parameter type and modifier against the store
 // (R4 3.1.1.4, 3.1.1.5).
 func testSearch(t *testing.T, s store.Store) {
@@ -324,10 +342,7 @@ func testSearch(t *testing.T, s store.Store) {
 	}
 	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000","display":"Oxford hip score"}]},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":42,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/b"},"effectivePeriod":{"start":"2025-01-01","end":"2025-06-30"},"valueQuantity":{"value":17.5,"system":"http://unitsofmeasure.org","code":"{score}"}}`)})
-	tests := []struct {
-		typ, query string
-		want       []string
-	}{
+	tests := []searchCase{
 		{"Patient", "_id=a,c", []string{"a", "c"}},
 		{"Patient", "family=smith", []string{"b", "c"}},
 		{"Patient", "family=BRONTE", []string{"a"}},
@@ -391,14 +406,7 @@ func testSearch(t *testing.T, s store.Store) {
 		{"Observation", "value-quantity=ap40", []string{"o1"}},
 		{"Observation", "code=http://snomed.info/sct|273335000&subject=Patient/a,Patient/b&date=2026", []string{"o1"}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
-			got := ids(t, s, tc.typ, tc.query)
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got %v; want %v", got, tc.want)
-			}
-		})
-	}
+	runSearches(t, s, tests)
 	// An update replaces the index; a delete removes it.
 	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Jones"}]}`)})
 	if got := ids(t, s, "Patient", "family=smith"); fmt.Sprint(got) != "[c]" {
@@ -418,10 +426,7 @@ func testSearchNames(t *testing.T, s store.Store) {
 	put(t, s, store.Write{Type: "Patient", ID: "e", Method: "PUT", Body: []byte(`{"resourceType":"Patient","gender":"male","name":[{"family":"Zola"}]}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`)})
-	tests := []struct {
-		typ, query string
-		want       []string
-	}{
+	tests := []searchCase{
 		{"Patient", "name=bronte", []string{"a"}},   // family
 		{"Patient", "name=act", []string{"a"}},      // second given
 		{"Patient", "name=miss", []string{"a"}},     // prefix
@@ -449,14 +454,7 @@ func testSearchNames(t *testing.T, s store.Store) {
 		{"Observation", "subject:Patient.name:missing=false", []string{"o1", "o2"}},
 		{"Patient", "_has:Observation:subject:status=final&name=emily", []string{"b"}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
-			got := ids(t, s, tc.typ, tc.query)
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got %v; want %v", got, tc.want)
-			}
-		})
-	}
+	runSearches(t, s, tests)
 }
 
 // Keyset paging returns every match exactly once, in order, even when
@@ -725,10 +723,7 @@ func testChains(t *testing.T, s store.Store) {
 	put(t, s, store.Write{Type: "Patient", ID: "b", Method: "PUT", Body: []byte(`{"resourceType":"Patient","name":[{"family":"Brown"}],"managingOrganization":{"reference":"Organization/york"}}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o1", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/a"}}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "o2", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"1234"}]},"subject":{"reference":"Patient/b"}}`)})
-	tests := []struct {
-		typ, query string
-		want       []string
-	}{
+	tests := []searchCase{
 		{"Observation", "subject:Patient.family=ash", []string{"o1"}},
 		{"Observation", "subject.family=brown", []string{"o2"}},
 		{"Observation", "patient.organization.name=york", []string{"o2"}},
@@ -742,10 +737,7 @@ func testChains(t *testing.T, s store.Store) {
 		"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":128,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
 		{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":82,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`)})
 	put(t, s, store.Write{Type: "Observation", ID: "ohs", Method: "PUT", Body: []byte(`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"273335000"}]},"subject":{"reference":"Patient/zz"},"valueQuantity":{"value":42,"system":"http://unitsofmeasure.org","code":"{score}"},"effectiveDateTime":"2026-11-01"}`)})
-	tests = append(tests, []struct {
-		typ, query string
-		want       []string
-	}{
+	tests = append(tests, []searchCase{
 		{"Observation", "component-code-value-quantity=http://loinc.org|8480-6$gt120", []string{"bp"}},
 		{"Observation", "component-code-value-quantity=http://loinc.org|8480-6$lt120", nil},
 		{"Observation", "component-code-value-quantity=http://loinc.org|8462-4$82|http://unitsofmeasure.org|mm[Hg]", []string{"bp"}},
@@ -754,14 +746,7 @@ func testChains(t *testing.T, s store.Store) {
 		{"Observation", "code-value-quantity=273335000$lt40", nil},
 		{"Observation", "combo-code-value-quantity=http://loinc.org|8480-6$128", []string{"bp"}},
 	}...)
-
-	for _, tc := range tests {
-		t.Run(tc.typ+"?"+tc.query, func(t *testing.T) {
-			if got := ids(t, s, tc.typ, tc.query); fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Errorf("got %v; want %v", got, tc.want)
-			}
-		})
-	}
+	runSearches(t, s, tests)
 }
 
 // Reindex rebuilds the index of resources written without one.
