@@ -4,13 +4,14 @@
 //
 // Tables: resource_version holds every version (sealed body, or none for a
 // delete); resource_current points at each resource's latest version and is
-// the row a writer locks; resource_identifier indexes current identifiers for
-// the conditional interactions.
+// the row a writer locks; search_index holds the search rows of current
+// versions (docs/search.md).
 //
 // Concurrency: every write locks the resource's current row (SQLite: the
-// database write lock taken at BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR
-// UPDATE after an INSERT ... ON CONFLICT DO NOTHING that makes the row exist),
-// so concurrent updates of one resource are serialised and none is lost.
+// database write lock taken at BEGIN IMMEDIATE; PostgreSQL: an INSERT ... ON
+// CONFLICT DO UPDATE that makes the row exist and locks it), so concurrent
+// updates of one resource are serialised and none is lost. PostgreSQL's
+// write transactions pipeline their statements (pgtx.go).
 package sqlstore
 
 import (
