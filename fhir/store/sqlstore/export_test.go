@@ -34,3 +34,7 @@ func TxQueryInt(t store.Tx, q string, args ...any) (int64, error) {
 	err := t.(*tx).queryRow(context.Background(), q, args...).Scan(&n)
 	return n, err
 }
+
+// Commits reports how many commits the store's grouped (SQLite)
+// transactions have taken.
+func Commits(s *Store) int64 { return s.commits.Load() }

@@ -57,8 +57,13 @@ type Store struct {
 	stmts  sync.Map // query -> *sql.Stmt
 	nstmts atomic.Int32
 
-	// writer holds the turn of this process's one SQLite writer (runTx).
-	writer chan struct{}
+	// writer holds the turn of this process's one SQLite writer, and
+	// queued the transactions waiting for it (group.go).
+	writer  chan struct{}
+	queueMu sync.Mutex
+	queued  []*request
+	// commits counts the commits of grouped transactions.
+	commits atomic.Int64
 
 	// cache, when EnableReadCache set it, serves reads by id; the change
 	// feed goroutine keeps it coherent until stopFeed.
@@ -455,39 +460,7 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
 	if s.d.name == "postgres" {
 		return s.runPgTx(ctx, func(t *tx) error { return fn(t) })
 	}
-	if s.d.name == "sqlite" {
-		// SQLite has one writer at a time. Writers of this process queue
-		// here, in order, instead of in SQLite's busy handler, which
-		// sleeps and polls (up to 100 ms a turn): the lock changes hands
-		// as soon as it is free, and no writer waits out a sleep while the
-		// database is idle. Other processes still meet busy_timeout.
-		select {
-		case s.writer <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.writer }()
-	}
-	sqlTx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	t := &tx{reader: reader{s: s, tx: sqlTx}}
-	if err := fn(t); err != nil {
-		sqlTx.Rollback()
-		return err
-	}
-	err = sqlTx.Commit()
-	// A failed commit may still have committed: forget what it wrote.
-	if s.cache != nil {
-		for _, k := range t.written {
-			s.cache.invalidate(k)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return s.runGrouped(ctx, fn)
 }
 
 func aad(typ, id string, version int64) []byte {

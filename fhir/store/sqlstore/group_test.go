@@ -1,0 +1,119 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/store"
+	"github.com/promsgateway/gateway/fhir/store/sqlstore"
+)
+
+// SQLite transactions that wait for the writer share a commit, and each
+// keeps its own outcome: the ones that fail or panic leave nothing, the
+// others are all stored, and InTx returns only once they are durable.
+func TestSQLiteGroupCommit(t *testing.T) {
+	s, _ := openSQLite(t)
+	ctx := context.Background()
+	body := []byte(`{"resourceType":"Patient"}`)
+	put := func(tx store.Tx, id string) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: body, Method: "PUT"})
+		return err
+	}
+	errWanted := errors.New("this transaction fails")
+	// The first transaction holds the writer while the others queue.
+	release := make(chan struct{})
+	var first sync.WaitGroup
+	first.Add(1)
+	go func() {
+		defer first.Done()
+		if err := s.InTx(ctx, func(tx store.Tx) error { <-release; return put(tx, "first") }); err != nil {
+			t.Errorf("first: %v", err)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	before := sqlstore.Commits(s)
+	const n = 32
+	results := make([]error, n)
+	panics := make([]any, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { panics[i] = recover() }()
+			results[i] = s.InTx(ctx, func(tx store.Tx) error {
+				if err := put(tx, fmt.Sprint("p", i)); err != nil {
+					return err
+				}
+				switch i % 8 {
+				case 3:
+					return errWanted
+				case 5:
+					panic(fmt.Sprint("panic in ", i))
+				}
+				return nil
+			})
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // all queued behind the first
+	close(release)
+	wg.Wait()
+	first.Wait()
+	for i := 0; i < n; i++ {
+		_, err := s.Read(ctx, "Patient", fmt.Sprint("p", i))
+		switch i % 8 {
+		case 3:
+			if !errors.Is(results[i], errWanted) {
+				t.Errorf("%d: err = %v; want its own error", i, results[i])
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%d failed, and its write is stored (%v)", i, err)
+			}
+		case 5:
+			if panics[i] != fmt.Sprint("panic in ", i) {
+				t.Errorf("%d: panic %v did not reach its caller", i, panics[i])
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%d panicked, and its write is stored (%v)", i, err)
+			}
+		default:
+			if results[i] != nil || panics[i] != nil || err != nil {
+				t.Errorf("%d: InTx %v, panic %v, read %v", i, results[i], panics[i], err)
+			}
+		}
+	}
+	if got := sqlstore.Commits(s) - before; got > 4 {
+		t.Errorf("%d transactions took %d commits; they were to share", n, got)
+	}
+}
+
+// A transaction whose caller gives up while it waits for the writer never
+// runs; the others are not held up.
+func TestSQLiteQueuedTransactionGivesUp(t *testing.T) {
+	s, _ := openSQLite(t)
+	ctx := context.Background()
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	go func() {
+		s.InTx(ctx, func(store.Tx) error { close(holding); <-release; return nil })
+	}()
+	<-holding
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	ran := false
+	err := s.InTx(cctx, func(store.Tx) error { ran = true; return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || ran {
+		t.Fatalf("err = %v, ran = %v; want the deadline, not run", err, ran)
+	}
+	close(release)
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "after", Body: []byte(`{"resourceType":"Patient"}`), Method: "PUT"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
