@@ -46,6 +46,8 @@ type request struct {
 	panicked any
 }
 
+// runGrouped runs fn as one transaction of a group (see above) and returns
+// once the group's commit has made it durable, or at once when it fails.
 func (s *Store) runGrouped(ctx context.Context, fn func(store.Tx) error) error {
 	r := &request{ctx: ctx, fn: fn, done: make(chan struct{})}
 	s.queueMu.Lock()
