@@ -138,7 +138,8 @@ var sqliteDialect = dialect{
 	schema: schemaFor(map[string]string{"serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "int": "INTEGER", "blob": "BLOB", "float": "REAL", "text": "TEXT"}),
 	retryable: func(err error) bool {
 		var se *sqlite.Error
-		return errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
+		return errors.Is(err, errBrokenGroup) ||
+			errors.As(err, &se) && (se.Code()&0xff == sqlite3.SQLITE_BUSY || se.Code()&0xff == sqlite3.SQLITE_LOCKED)
 	},
 }
 

@@ -44,6 +44,20 @@ type request struct {
 	// panicked holds what fn panicked with, for its caller to panic with
 	// again; a panic ends only its own transaction.
 	panicked any
+	// finished is set, by the leader, when done is closed.
+	finished bool
+}
+
+// end closes r.done once, giving r err unless it has an outcome already.
+func (r *request) end(err error) {
+	if r.finished {
+		return
+	}
+	if r.err == nil && r.panicked == nil {
+		r.err = err
+	}
+	r.finished = true
+	close(r.done)
 }
 
 // runGrouped runs fn as one transaction of a group (see above) and returns
@@ -61,12 +75,14 @@ func (s *Store) runGrouped(ctx context.Context, fn func(store.Tx) error) error {
 			// This caller leads a group, unless a leader before it
 			// already ran its transaction. A full group may leave it
 			// queued: then it goes round again.
-			select {
-			case <-r.done:
-			default:
-				s.lead()
-			}
-			<-s.writer
+			func() {
+				defer func() { <-s.writer }()
+				select {
+				case <-r.done:
+				default:
+					s.lead()
+				}
+			}()
 		case <-ctx.Done():
 			if s.unqueue(r) {
 				return ctx.Err()
@@ -113,15 +129,28 @@ func (s *Store) lead() {
 	}
 	finish := func(rs []*request, err error) {
 		for _, r := range rs {
-			if r.err == nil && r.panicked == nil {
-				r.err = err
-			}
-			close(r.done)
+			r.end(err)
 		}
 	}
+	var sqlTx *sql.Tx
+	defer func() {
+		// Reached with requests unfinished only when lead ends abnormally
+		// (a panic or runtime.Goexit that no transaction's recover
+		// caught): no caller may be left waiting.
+		for _, r := range group {
+			if !r.finished {
+				if sqlTx != nil {
+					sqlTx.Rollback()
+					sqlTx = nil
+				}
+				r.end(errBrokenGroup)
+			}
+		}
+	}()
 	// The transaction outlives any one caller's context: each statement
 	// runs with its own caller's.
-	sqlTx, err := s.db.BeginTx(context.WithoutCancel(group[0].ctx), nil)
+	var err error
+	sqlTx, err = s.db.BeginTx(context.WithoutCancel(group[0].ctx), nil)
 	if err != nil {
 		finish(group, fmt.Errorf("begin: %w", err))
 		return
@@ -142,13 +171,12 @@ func (s *Store) lead() {
 			// The savepoint could not be undone: nothing of the shared
 			// transaction can be trusted.
 			sqlTx.Rollback()
-			r.err = err
+			r.end(err)
 			finish(group[i:], errBrokenGroup)
 			finish(committed, errBrokenGroup)
 			return
 		default:
-			r.err = err
-			close(r.done)
+			r.end(err)
 		}
 	}
 	err = sqlTx.Commit()
@@ -167,6 +195,7 @@ func (s *Store) lead() {
 
 // errBrokenGroup is reported by every transaction of a group whose shared
 // SQLite transaction had to be abandoned.
+// InTx retries it: nothing of the group was written.
 var errBrokenGroup = errors.New("the shared write transaction failed and was rolled back")
 
 // runOne runs one request inside a savepoint of sqlTx and returns the keys
@@ -177,10 +206,14 @@ func (s *Store) runOne(sqlTx *sql.Tx, r *request) (keys []cacheKey, err error) {
 	if err := r.ctx.Err(); err != nil {
 		return nil, err
 	}
-	if _, err := sqlTx.ExecContext(r.ctx, "SAVEPOINT w"); err != nil {
+	// The group's statements are never interrupted: SQLite rolls back the
+	// whole transaction when a write is, which would undo the others'
+	// work. A caller's context is checked before each of its statements
+	// instead (reader.shared).
+	if _, err := sqlTx.ExecContext(context.WithoutCancel(r.ctx), "SAVEPOINT w"); err != nil {
 		return nil, fmt.Errorf("%w: savepoint: %v", errBrokenGroup, err)
 	}
-	t := &tx{reader: reader{s: s, tx: sqlTx}}
+	t := &tx{reader: reader{s: s, tx: sqlTx, shared: true}}
 	err = func() (err error) {
 		defer func() {
 			if p := recover(); p != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -115,5 +116,85 @@ func TestSQLiteQueuedTransactionGivesUp(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A transaction of a group whose context ends while it runs fails alone:
+// its later statements refuse, its savepoint is undone, and the others of
+// the group commit.
+func TestSQLiteCancelledMemberFailsAlone(t *testing.T) {
+	s, _ := openSQLite(t)
+	ctx := context.Background()
+	body := []byte(`{"resourceType":"Patient"}`)
+	write := func(ctx context.Context, tx store.Tx, id string) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: body, Method: "PUT"})
+		return err
+	}
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	go s.InTx(ctx, func(store.Tx) error { close(holding); <-release; return nil })
+	<-holding
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errs[i] = s.InTx(cctx, func(tx store.Tx) error {
+				if err := write(cctx, tx, fmt.Sprint("m", i, "a")); err != nil {
+					return err
+				}
+				if i == 1 {
+					cancel()
+				}
+				return write(cctx, tx, fmt.Sprint("m", i, "b"))
+			})
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		_, ra := s.Read(ctx, "Patient", fmt.Sprint("m", i, "a"))
+		_, rb := s.Read(ctx, "Patient", fmt.Sprint("m", i, "b"))
+		if i == 1 {
+			if !errors.Is(err, context.Canceled) || !errors.Is(ra, store.ErrNotFound) || !errors.Is(rb, store.ErrNotFound) {
+				t.Errorf("cancelled member: err %v, reads %v %v; want context.Canceled and nothing stored", err, ra, rb)
+			}
+			continue
+		}
+		if err != nil || ra != nil || rb != nil {
+			t.Errorf("member %d: err %v, reads %v %v", i, err, ra, rb)
+		}
+	}
+}
+
+// A leader that leaves by runtime.Goexit (t.FailNow in a transaction, say)
+// still hands the writer on: the transactions queued behind it commit.
+func TestSQLiteLeaderThatExitsHandsOn(t *testing.T) {
+	s, _ := openSQLite(t)
+	ctx := context.Background()
+	release := make(chan struct{})
+	holding := make(chan struct{})
+	go s.InTx(ctx, func(store.Tx) error { close(holding); <-release; runtime.Goexit(); return nil })
+	<-holding
+	done := make(chan error, 1)
+	go func() {
+		done <- s.InTx(ctx, func(tx store.Tx) error {
+			_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "behind", Body: []byte(`{"resourceType":"Patient"}`), Method: "PUT"})
+			return err
+		})
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the transaction behind a leader that exited never ran")
 	}
 }

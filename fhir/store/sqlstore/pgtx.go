@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/promsgateway/gateway/fhir/store"
 )
@@ -34,6 +35,12 @@ type pgTx struct {
 	conn    *pgx.Conn
 	begun   bool
 	pending []queued
+	// err is the first failure: once a pipeline has failed, every later
+	// statement and the commit return it, so a caller that went on past an
+	// error can neither write outside the transaction (a pipeline that
+	// failed before it was sent leaves no transaction open) nor hide the
+	// error InTx must see (a deadlock, to retry).
+	err error
 }
 
 type queued struct {
@@ -63,14 +70,21 @@ func (p *pgTx) text(d dialect, q string) string {
 }
 
 // queue adds a write to the next pipeline.
-func (p *pgTx) queue(q string, args []any) {
+func (p *pgTx) queue(q string, args []any) error {
+	if p.err != nil {
+		return p.err
+	}
 	p.pending = append(p.pending, queued{q, args})
+	return nil
 }
 
 // send starts a pipeline: BEGIN if not yet sent, the queued writes, then
 // last (when not empty). It returns the results positioned at last; on
 // error the results are closed.
 func (p *pgTx) send(ctx context.Context, last string, args []any) (pgx.BatchResults, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
 	var b pgx.Batch
 	if !p.begun {
 		b.Queue("begin")
@@ -90,19 +104,35 @@ func (p *pgTx) send(ctx context.Context, last string, args []any) (pgx.BatchResu
 	for i := 0; i < n; i++ {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
-			return nil, pipelineError(err, b.QueuedQueries[i].SQL)
+			p.err = &queuedError{sql: b.QueuedQueries[i].SQL, err: err}
+			return nil, p.err
 		}
 	}
 	return br, nil
 }
 
-// pipelineError names the failed statement; a unique violation is
-// store.ErrExists, as it is when the statement runs alone.
-func pipelineError(err error, q string) error {
-	if isUniqueViolation(err) {
-		return fmt.Errorf("%w: %v", store.ErrExists, err)
+// queuedError is the failure of a statement that was queued before the
+// one now run: it belongs to the transaction, not to the call it surfaced
+// in, so it does not pass for that call's store.ErrExists (a 412 for the
+// wrong resource). It unwraps to the database's error, so InTx still sees
+// a deadlock to retry; at commit a unique violation is store.ErrExists.
+type queuedError struct {
+	sql string
+	err error
+}
+
+func (e *queuedError) Error() string {
+	return fmt.Sprintf("an earlier statement of the transaction failed (%.60s): %v", e.sql, e.err)
+}
+
+func (e *queuedError) Unwrap() error { return e.err }
+
+// fail records err as the transaction's failure and returns it.
+func (p *pgTx) fail(err error) error {
+	if p.err == nil {
+		p.err = err
 	}
-	return fmt.Errorf("%.60s: %w", q, err)
+	return err
 }
 
 func (p *pgTx) queryRow(ctx context.Context, q string, args []any) rowScanner {
@@ -110,7 +140,7 @@ func (p *pgTx) queryRow(ctx context.Context, q string, args []any) rowScanner {
 	if err != nil {
 		return errRow{err}
 	}
-	return batchRow{br}
+	return batchRow{br: br, p: p}
 }
 
 func (p *pgTx) query(ctx context.Context, q string, args []any) (rowsIter, error) {
@@ -121,9 +151,9 @@ func (p *pgTx) query(ctx context.Context, q string, args []any) (rowsIter, error
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
-		return nil, err
+		return nil, p.fail(err)
 	}
-	return &batchRows{Rows: rows, br: br}, nil
+	return &batchRows{Rows: rows, br: br, p: p}, nil
 }
 
 // commit sends what is queued and COMMIT; a transaction that never began
@@ -133,6 +163,10 @@ func (p *pgTx) commit(ctx context.Context) error {
 		return nil
 	}
 	br, err := p.send(ctx, "commit", nil)
+	var qe *queuedError
+	if errors.As(err, &qe) && isUniqueViolation(err) {
+		return fmt.Errorf("%w: %v", store.ErrExists, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -174,12 +208,21 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 // batchRow is the one row of a pipeline's last statement.
-type batchRow struct{ br pgx.BatchResults }
+type batchRow struct {
+	br pgx.BatchResults
+	p  *pgTx
+}
 
 func (r batchRow) Scan(dest ...any) error {
 	err := r.br.QueryRow().Scan(dest...)
 	if cerr := r.br.Close(); err == nil {
 		err = cerr
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) || r.p.conn.IsClosed() {
+		// The database failed the statement (a missing row is not a
+		// failure): the transaction is aborted.
+		r.p.fail(err)
 	}
 	return err
 }
@@ -188,6 +231,7 @@ func (r batchRow) Scan(dest ...any) error {
 type batchRows struct {
 	pgx.Rows
 	br     pgx.BatchResults
+	p      *pgTx
 	closed bool
 }
 
@@ -200,6 +244,9 @@ func (r *batchRows) Close() error {
 	err := r.Rows.Err()
 	if cerr := r.br.Close(); err == nil {
 		err = cerr
+	}
+	if err != nil {
+		r.p.fail(err)
 	}
 	return err
 }

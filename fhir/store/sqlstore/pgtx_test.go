@@ -172,3 +172,57 @@ func TestManyIndexRows(t *testing.T) {
 		})
 	}
 }
+
+// After a failed statement, a PostgreSQL transaction refuses everything
+// else, so a caller that goes on regardless writes nothing, outside the
+// transaction or in it; and a failure of a queued write that surfaces at a
+// later read belongs to the transaction, not to that read.
+func TestPostgresFailureIsSticky(t *testing.T) {
+	s := openPostgres(t)
+	ctx := context.Background()
+	body := []byte(`{"resourceType":"Patient"}`)
+	write := func(tx store.Tx, id string) error {
+		_, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: id, Body: body, Method: "PUT"})
+		return err
+	}
+	if err := s.InTx(ctx, func(tx store.Tx) error { return write(tx, "taken") }); err != nil {
+		t.Fatal(err)
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := write(tx, "before"); err != nil {
+			return err
+		}
+		sqlstore.TxQueryInt(tx, `SELECT 1 / 0`) // the error is ignored
+		if err := write(tx, "after"); err == nil {
+			t.Error("a write after the failure was accepted")
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("the transaction committed")
+	}
+	for _, id := range []string{"before", "after"} {
+		if _, err := s.Read(ctx, "Patient", id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s is stored (%v)", id, err)
+		}
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := sqlstore.TxExec(tx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`, "Patient", "taken"); err != nil {
+			return err
+		}
+		_, err := sqlstore.TxQueryInt(tx, `SELECT 1`)
+		if errors.Is(err, store.ErrExists) {
+			t.Errorf("an earlier write's conflict passed for the read's own: %v", err)
+		}
+		return err
+	})
+	if err == nil || errors.Is(err, store.ErrExists) {
+		t.Errorf("err = %v; want the earlier statement's failure", err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		return sqlstore.TxExec(tx, `INSERT INTO resource_current (type, id, version, deleted) VALUES (?, ?, 1, 0)`, "Patient", "taken")
+	})
+	if !errors.Is(err, store.ErrExists) {
+		t.Errorf("a conflict at commit: err = %v; want ErrExists", err)
+	}
+}

@@ -317,6 +317,23 @@ type reader struct {
 	tx        *sql.Tx
 	pg        *pgTx // a PostgreSQL transaction, instead of tx
 	forSearch bool
+	// shared marks a transaction of a SQLite group (group.go): its
+	// statements run without their context's cancellation, which is
+	// checked before each instead.
+	shared bool
+}
+
+// detach returns the context a statement runs with: for a shared
+// transaction, ctx without its cancellation, or ctx's error if it has
+// ended.
+func (r reader) detach(ctx context.Context) (context.Context, error) {
+	if !r.shared {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 func (r reader) pool() *sql.DB {
@@ -366,6 +383,10 @@ func (r reader) queryRow(ctx context.Context, q string, args ...any) rowScanner 
 	if r.pg != nil {
 		return r.pg.queryRow(ctx, r.pg.text(r.s.d, q), args)
 	}
+	ctx, err := r.detach(ctx)
+	if err != nil {
+		return errRow{err}
+	}
 	st, err := r.prepared(ctx, q)
 	switch {
 	case err != nil || st == nil:
@@ -383,6 +404,10 @@ func (r reader) query(ctx context.Context, q string, args ...any) (rowsIter, err
 	if r.pg != nil {
 		return r.pg.query(ctx, r.pg.text(r.s.d, q), args)
 	}
+	ctx, err := r.detach(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, err := r.prepared(ctx, q)
 	switch {
 	case err != nil:
@@ -399,8 +424,11 @@ func (r reader) query(ctx context.Context, q string, args ...any) (rowsIter, err
 
 func (r reader) exec(ctx context.Context, q string, args ...any) error {
 	if r.pg != nil {
-		r.pg.queue(r.pg.text(r.s.d, q), args)
-		return nil
+		return r.pg.queue(r.pg.text(r.s.d, q), args)
+	}
+	ctx, err := r.detach(ctx)
+	if err != nil {
+		return err
 	}
 	st, err := r.prepared(ctx, q)
 	switch {
