@@ -56,7 +56,8 @@ var (
 	nrebound atomic.Int64
 )
 
-func (p *pgTx) text(d dialect, q string) string {
+// rebindCached is d.rebind(q), from rebound when it is there.
+func rebindCached(d dialect, q string) string {
 	if v, ok := rebound.Load(q); ok {
 		return v.(string)
 	}
@@ -251,12 +252,10 @@ func (r *batchRows) Close() error {
 	return err
 }
 
-func (r *batchRows) Err() error { return r.Rows.Err() }
-
 // runPgTx runs fn in a pgTx on a connection of the pool. A connection
 // left inside a transaction (a rollback that could not be sent) is
 // dropped from the pool rather than reused.
-func (s *Store) runPgTx(ctx context.Context, fn func(*tx) error) error {
+func (s *Store) runPgTx(ctx context.Context, fn func(store.Tx) error) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

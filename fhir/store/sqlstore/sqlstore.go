@@ -381,7 +381,7 @@ func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 
 func (r reader) queryRow(ctx context.Context, q string, args ...any) rowScanner {
 	if r.pg != nil {
-		return r.pg.queryRow(ctx, r.pg.text(r.s.d, q), args)
+		return r.pg.queryRow(ctx, rebindCached(r.s.d, q), args)
 	}
 	ctx, err := r.detach(ctx)
 	if err != nil {
@@ -402,7 +402,7 @@ func (r reader) queryRow(ctx context.Context, q string, args ...any) rowScanner 
 
 func (r reader) query(ctx context.Context, q string, args ...any) (rowsIter, error) {
 	if r.pg != nil {
-		return r.pg.query(ctx, r.pg.text(r.s.d, q), args)
+		return r.pg.query(ctx, rebindCached(r.s.d, q), args)
 	}
 	ctx, err := r.detach(ctx)
 	if err != nil {
@@ -424,7 +424,7 @@ func (r reader) query(ctx context.Context, q string, args ...any) (rowsIter, err
 
 func (r reader) exec(ctx context.Context, q string, args ...any) error {
 	if r.pg != nil {
-		return r.pg.queue(r.pg.text(r.s.d, q), args)
+		return r.pg.queue(rebindCached(r.s.d, q), args)
 	}
 	ctx, err := r.detach(ctx)
 	if err != nil {
@@ -486,7 +486,7 @@ func (s *Store) InTx(ctx context.Context, fn func(store.Tx) error) error {
 
 func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
 	if s.d.name == "postgres" {
-		return s.runPgTx(ctx, func(t *tx) error { return fn(t) })
+		return s.runPgTx(ctx, fn)
 	}
 	return s.runGrouped(ctx, fn)
 }
