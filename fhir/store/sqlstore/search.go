@@ -145,16 +145,25 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		clause(&where, c, 0, correlatedType)
 	}
 	res := &store.SearchResult{Total: -1}
-	if sq.Total != "none" {
+	// countAll runs the COUNT query. A first page that holds every match
+	// already knows the total, so that query runs only when the page does
+	// not (more pages follow, a later page, or a count alone).
+	countAll := func() error {
 		var count query
 		count.add("SELECT COUNT(*)")
 		count.add(from.b.String(), from.args...)
 		count.add(where.b.String(), where.args...)
 		if err := r.queryRow(ctx, count.b.String(), count.args...).Scan(&res.Total); err != nil {
-			return nil, fmt.Errorf("search count: %w", err)
+			return fmt.Errorf("search count: %w", err)
 		}
+		return nil
 	}
 	if sq.Count == 0 {
+		if sq.Total != "none" {
+			if err := countAll(); err != nil {
+				return nil, err
+			}
+		}
 		return res, nil
 	}
 	keys := sortKeys(sq)
@@ -211,6 +220,15 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		return nil, err
 	}
 	rows.Close()
+	switch {
+	case sq.Total == "none":
+	case sq.Cursor == nil && len(got) <= sq.Count:
+		res.Total = len(got)
+	default:
+		if err := countAll(); err != nil {
+			return nil, err
+		}
+	}
 	if len(got) > sq.Count {
 		last := got[sq.Count-1]
 		res.Next = &search.Cursor{Keys: normaliseKeys(last.keys), ID: last.res.ID}

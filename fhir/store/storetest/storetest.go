@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchNames", testSearchNames},
 		{"MatchTokens", testMatchTokens},
 		{"SearchPaging", testSearchPaging},
+		{"SearchTotal", testSearchTotal},
 		{"SearchChains", testChains},
 		{"Reindex", testReindex},
 		{"History", testHistory},
@@ -504,6 +505,63 @@ func testSearchPaging(t *testing.T, s store.Store) {
 				if id := fmt.Sprintf("p%d", i); seen[id] != 1 {
 					t.Errorf("%s seen %d times in %v", id, seen[id], got)
 				}
+			}
+		})
+	}
+}
+
+// testSearchTotal checks Bundle.total on first and later pages, whether
+// the page holds every match or not, and with _total=none.
+func testSearchTotal(t *testing.T, s store.Store) {
+	for i := 0; i < 7; i++ {
+		put(t, s, store.Write{Type: "Patient", ID: fmt.Sprintf("t%d", i), Method: "PUT", Body: patient(fmt.Sprintf("Total%d", i%2))})
+	}
+	tests := []struct {
+		query      string
+		count      int
+		total      string
+		later      bool // the page after the first
+		want, page int
+	}{
+		{"family=total", 3, "", false, 7, 3},
+		{"family=total", 3, "", true, 7, 3},
+		{"family=total", 6, "", true, 7, 1},
+		{"family=total", 7, "", false, 7, 7},
+		{"family=total", 8, "", false, 7, 7},
+		{"family=total1", 100, "", false, 3, 3},
+		{"family=total", 0, "", false, 7, 0},
+		{"family=nobody", 10, "", false, 0, 0},
+		{"family=total", 3, "none", false, -1, 3},
+		{"family=total", 100, "none", false, -1, 7},
+		{"family=total", 3, "accurate", true, 7, 3},
+	}
+	for _, tc := range tests {
+		name := fmt.Sprintf("%s_count=%d_total=%s_later=%v", tc.query, tc.count, tc.total, tc.later)
+		t.Run(name, func(t *testing.T) {
+			params, _ := url.ParseQuery(tc.query)
+			q, err := search.R4().Parse("Patient", params, true)
+			if err == nil {
+				err = q.Blind(context.Background(), keys)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Count, q.Total = tc.count, tc.total
+			res, err := s.Search(context.Background(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.later {
+				if res.Next == nil {
+					t.Fatal("no next page")
+				}
+				q.Cursor = res.Next
+				if res, err = s.Search(context.Background(), q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if res.Total != tc.want || len(res.Matches) != tc.page {
+				t.Errorf("total %d with %d on the page; want %d with %d", res.Total, len(res.Matches), tc.want, tc.page)
 			}
 		})
 	}
