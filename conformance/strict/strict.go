@@ -19,7 +19,6 @@ import (
 
 	"github.com/google/fhir/go/fhirversion"
 	"github.com/google/fhir/go/jsonformat"
-	"github.com/google/fhir/go/jsonformat/fhirvalidate"
 )
 
 // Class tells a syntax problem (the bytes are not a parseable R4 resource:
@@ -73,7 +72,10 @@ var (
 
 func unmarshaller() (*jsonformat.Unmarshaller, error) {
 	once.Do(func() {
-		parser, errNew = jsonformat.NewUnmarshallerWithoutValidation("UTC", fhirversion.R4)
+		// With extended validation the library checks primitives, required
+		// elements and reference types in one walk of the parsed message;
+		// reporter classes each issue (syntax or rule) by what it says.
+		parser, errNew = jsonformat.NewUnmarshaller("UTC", fhirversion.R4)
 	})
 	return parser, errNew
 }
@@ -109,39 +111,31 @@ func Check(raw []byte) error {
 		}
 	}
 	rep := &reporter{}
-	msg, err := u.UnmarshalWithErrorReporter(body, rep)
-	if err != nil {
+	if _, err := u.UnmarshalWithErrorReporter(body, rep); err != nil {
 		return append(problems, fromLibraryError(err)...)
 	}
-	problems = append(problems, rep.issues...)
-	if len(problems) > 0 {
+	if problems = append(problems, rep.issues...); len(problems) > 0 {
 		return problems
-	}
-	rule := &reporter{class: Rule}
-	if err := fhirvalidate.ValidateWithErrorReporter(msg, rule); err != nil {
-		return append(problems, fromLibraryError(err)...)
-	}
-	if len(rule.issues) > 0 {
-		return append(problems, rule.issues...)
 	}
 	return nil
 }
 
-// reporter collects the library's validation reports.
+// reporter collects the library's validation reports: a primitive with a
+// wrong format is a syntax issue, a missing required element or a
+// reference to a type the element does not allow a rule issue.
 type reporter struct {
-	class  Class
 	issues Problems
 }
 
 func (r *reporter) ReportValidationError(path string, err error) error {
-	code := "value"
+	class, code := Syntax, "value"
 	msg := err.Error()
 	if strings.Contains(msg, "missing required field") {
-		code = "required"
+		class, code = Rule, "required"
 	} else if strings.Contains(msg, "invalid reference") {
-		code = "invalid"
+		class, code = Rule, "invalid"
 	}
-	r.issues = append(r.issues, Issue{Class: r.class, Code: code, Path: path, Message: stripPrefix(msg)})
+	r.issues = append(r.issues, Issue{Class: class, Code: code, Path: path, Message: stripPrefix(msg)})
 	return nil
 }
 

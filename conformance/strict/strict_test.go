@@ -19,6 +19,10 @@ func TestCheck(t *testing.T) {
 		{name: "bad date", in: `{"resourceType":"Patient","birthDate":"2020-13-01"}`, wantClass: Syntax, wantPath: "Patient.birthDate"},
 		{name: "required missing", in: `{"resourceType":"Observation","code":{"text":"x"}}`, wantClass: Rule, wantPath: "Observation", wantMsg: "status"},
 		{name: "wrong reference type", in: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Medication/1"}}`, wantClass: Rule, wantPath: "Observation.subject", wantMsg: "Medication"},
+		// One walk checks both: a syntax issue makes the whole a 400, and
+		// the rule issue is still reported.
+		{name: "bad primitive and required missing: the primitive", in: `{"resourceType":"Observation","code":{"coding":[{"code":" padded"}]}}`, wantClass: Syntax, wantPath: "Observation.code.coding[0].code"},
+		{name: "bad primitive and required missing: the rule", in: `{"resourceType":"Observation","code":{"coding":[{"code":" padded"}]}}`, wantClass: Syntax, wantPath: "Observation", wantMsg: "status"},
 		{name: "unknown resource type", in: `{"resourceType":"Nonsense"}`, wantClass: Syntax, wantMsg: "unknown resource type"},
 		{name: "not JSON", in: `{`, wantClass: Syntax, wantMsg: "invalid JSON"},
 		{name: "contained resource", in: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"contained":[{"resourceType":"Patient","id":"p"}],"subject":{"reference":"#p"}}`},
