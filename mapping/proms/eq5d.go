@@ -59,6 +59,10 @@ type EQ5DResult struct {
 	Index Score
 	// VAS is EQ-VAS, 0–100; Valid false when not marked.
 	VAS Score
+	// Mapped3L is, for EQ-5D-5L only, the UK EQ-5D-3L index of the state
+	// through the van Hout crosswalk (Crosswalk3L), as NICE's position
+	// statement recommends for comparing 5L data with 3L-based evidence.
+	Mapped3L Score
 }
 
 // ScoreEQ5D scores an EQ-5D questionnaire: dims lists, per dimension in
@@ -97,6 +101,17 @@ func ScoreEQ5D(version EQ5D, dims [5][]int, vas *int) (EQ5DResult, error) {
 		r.Index = Score{Value: math.Round(index*1000) / 1000, Valid: true}
 	} else {
 		r.Index.Reason = "a dimension is missing or ambiguous (9); EQ-5D has no index without all five"
+	}
+	if version == EQ5D5L {
+		if complete {
+			mapped, err := Crosswalk3L(levels)
+			if err != nil {
+				return r, err
+			}
+			r.Mapped3L = Score{Value: mapped, Valid: true}
+		} else {
+			r.Mapped3L.Reason = "a dimension is missing or ambiguous (9); the crosswalk maps complete states only"
+		}
 	}
 	if vas != nil {
 		if *vas < 0 || *vas > 100 {

@@ -105,6 +105,19 @@ func TestScoreEQ5D(t *testing.T) {
 			if got.Profile != tc.profile || got.Index.Valid != tc.valid || got.Index.Value != tc.index {
 				t.Errorf("got %+v; want %s %v valid=%v", got, tc.profile, tc.index, tc.valid)
 			}
+			// 5L states also carry the crosswalk's 3L index, 3L ones none.
+			wantMapped := tc.version == EQ5D5L && tc.valid
+			if got.Mapped3L.Valid != wantMapped {
+				t.Errorf("mapped 3L %+v; want valid=%v", got.Mapped3L, wantMapped)
+			}
+			if wantMapped {
+				if m, _ := Crosswalk3L(levelsOf(tc.profile)); got.Mapped3L.Value != m {
+					t.Errorf("mapped 3L %v; the crosswalk has %v", got.Mapped3L.Value, m)
+				}
+			}
+			if tc.version == EQ5D5L && !tc.valid && got.Mapped3L.Reason == "" {
+				t.Error("no mapped 3L and no reason")
+			}
 			if !got.VAS.Valid || got.VAS.Value != 70 {
 				t.Errorf("VAS %+v", got.VAS)
 			}
@@ -136,6 +149,14 @@ func TestScoreEQ5D(t *testing.T) {
 			t.Errorf("%s accepted", tc.name)
 		}
 	}
+}
+
+func levelsOf(profile string) [5]int {
+	var l [5]int
+	for i, c := range profile {
+		l[i] = int(c - '0')
+	}
+	return l
 }
 
 func TestChange(t *testing.T) {

@@ -193,6 +193,9 @@ var scoreText = map[string]string{
 	"eq5d-3l-profile": "EQ-5D-3L health profile", "eq5d-5l-profile": "EQ-5D-5L health profile",
 	"eq5d-3l-index": "EQ-5D-3L index value (UK tariff, Dolan 1997)", "eq5d-5l-index": "EQ-5D-5L index value (England value set, Devlin et al. 2018)",
 	"eq-vas": "EQ VAS",
+	// No SNOMED concept names a crosswalk value: the 3L index concept
+	// would claim the patient answered the 3L questionnaire.
+	"eq5d-5l-mapped-3l-index": "EQ-5D-5L mapped to the EQ-5D-3L UK index (van Hout et al. 2012 crosswalk)",
 }
 
 // scoreCode codes a score kind: the platform's code always, SNOMED's where

@@ -268,6 +268,9 @@ func (b *builder) scores(ctx *episodeContext, r *mapping.Response, in *proms.Ins
 			one{in.ID + "-index", e.Index, func(o *fhir.Observation) { o.ValueQuantity = score(e.Index.Value) }},
 			one{"eq-vas", e.VAS, func(o *fhir.Observation) { o.ValueInteger = ptr(int(e.VAS.Value)) }},
 		)
+		if in.ID == "eq5d-5l" {
+			list = append(list, one{"eq5d-5l-mapped-3l-index", e.Mapped3L, func(o *fhir.Observation) { o.ValueQuantity = score(e.Mapped3L.Value) }})
+		}
 	}
 	for _, s := range list {
 		oid := b.derivedID("observation", r.ID, s.kind)
