@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +90,27 @@ func TestSearchAPI(t *testing.T) {
 		rev := g.do("GET", "/Patient?_id=p2&_revinclude=Observation:subject", "")
 		if n := len(entries(t, rev)); n != 2 {
 			t.Errorf("_revinclude gave %d entries: %s", n, rev.body)
+		}
+		// Several matches at once: each included resource comes once, the
+		// iterated organization (shared by every patient) once too.
+		for _, tc := range []struct{ query, want string }{
+			{"/Observation?_id=o1,o2,o3&_include=Observation:subject&_include:iterate=Patient:organization",
+				"[Observation/o1:match Observation/o2:match Observation/o3:match Organization/gp:include Patient/p1:include Patient/p2:include Patient/p3:include]"},
+			{"/Patient?_id=p0,p4&_revinclude=Observation:subject",
+				"[Observation/o0:include Observation/o4:include Patient/p0:match Patient/p4:match]"},
+			{"/Observation?_id=o0,o4&_include=Observation:subject&_revinclude:iterate=Observation:subject",
+				"[Observation/o0:match Observation/o4:match Patient/p0:include Patient/p4:include]"},
+		} {
+			r := g.do("GET", tc.query, "")
+			expect(t, r, 200)
+			var got []string
+			for _, e := range entries(t, r) {
+				got = append(got, fmt.Sprintf("%s/%s:%s", field(e, "resource", "resourceType"), field(e, "resource", "id"), field(e, "search", "mode")))
+			}
+			slices.Sort(got)
+			if fmt.Sprint(got) != tc.want {
+				t.Errorf("%s:\n got %v\nwant %s", tc.query, got, tc.want)
+			}
 		}
 
 		// Unknown parameters are ignored and left out of the self link.

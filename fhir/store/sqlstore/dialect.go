@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -163,10 +164,30 @@ var commonIndexes = []string{
 	// so the date, number and compartment indexes are partial: rows without
 	// such a value do not touch them.
 	`CREATE INDEX IF NOT EXISTS search_index_resource ON search_index (res_type, res_id)`,
-	`CREATE INDEX IF NOT EXISTS search_index_val ON search_index (res_type, param, val, sys)`,
+	// res_id last: a per-candidate probe (search.go) with every column
+	// equal is one descent, whatever plan the values would have led to.
+	`CREATE INDEX IF NOT EXISTS search_index_value ON search_index (res_type, param, val, sys, res_id)`,
 	`CREATE INDEX IF NOT EXISTS search_index_date ON search_index (res_type, param, dlow, dhigh) WHERE dlow IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS search_index_number ON search_index (res_type, param, nlow) WHERE nlow IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS search_index_compartment ON search_index (val, res_type, res_id) WHERE param = '_compartment'`,
+}
+
+// inList adds "col is one of values" to q as one parameter, so that the
+// statement's text (and its prepared statement) does not change with the
+// number of values: an array on PostgreSQL, a JSON array on SQLite.
+func (d dialect) inList(q *query, col string, values []string) {
+	if d.arrays {
+		q.add(col+" = ANY(?)", values)
+		return
+	}
+	js, _ := json.Marshal(values) // strings always marshal
+	q.add(col+" IN (SELECT value FROM json_each(?))", string(js))
+}
+
+// retiredIndexes were created by earlier versions and are dropped at
+// open, once the indexes that replace them exist.
+var retiredIndexes = []string{
+	"search_index_val", // by search_index_value
 }
 
 // rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL. Queries in
@@ -204,9 +225,18 @@ func openSQLite(path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// openPostgres opens a pool. customPlans makes every statement be planned
-// with its values (for searches); the main pool keeps cached generic plans.
-func openPostgres(url string, customPlans bool, conns int) (*sql.DB, error) {
+// The plan modes of the PostgreSQL pools (plan_cache_mode).
+const (
+	cachedPlans  = ""                   // the server's default: generic plans once they look as good
+	valuePlans   = "force_custom_plan"  // every execution planned with its values
+	genericPlans = "force_generic_plan" // planned once per statement and connection
+)
+
+// openPostgres opens a pool whose statements are planned as plans says:
+// the main pool keeps the server's default, searches whose plan depends on
+// their values are planned with them, and searches whose SQL fixes the
+// plan keep one generic plan (see Store.Search).
+func openPostgres(url, plans string, conns int) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
@@ -222,10 +252,9 @@ func openPostgres(url string, customPlans bool, conns int) (*sql.DB, error) {
 	// values: a generic plan estimates every code as rare and then probes
 	// the 200,000 rows of a common one for each candidate (seconds per
 	// search over 1M Observations). Planning each execution with its values
-	// costs about a millisecond and keeps search plans right; reads and
-	// writes, whose plans do not depend on values, keep generic plans.
-	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set && customPlans {
-		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// costs about a millisecond and keeps those plans right.
+	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set && plans != cachedPlans {
+		cfg.RuntimeParams["plan_cache_mode"] = plans
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(conns)

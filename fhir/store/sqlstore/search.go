@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/promsgateway/gateway/fhir/search"
@@ -23,9 +24,42 @@ func (q *query) add(sql string, args ...any) {
 	q.args = append(q.args, args...)
 }
 
-// Search implements store.Reader, on the search pool.
+// Search implements store.Reader. On PostgreSQL a search whose plan
+// cannot depend on its values runs on the main pool, whose statements keep
+// their plans; the others on the search pool, planned with their values.
 func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
-	return reader{s: s, forSearch: true}.Search(ctx, q)
+	from := valuePlanPool
+	if planIsFixed(q) {
+		from = fixedPlanPool
+	}
+	return reader{s: s, from: from}.Search(ctx, q)
+}
+
+// planIsFixed reports that the SQL of q leaves the planner no choice that
+// its values could make wrong, so that a cached generic plan is as good as
+// one planned with the values, without a millisecond of planning per
+// search: a reference or identifier equality drives it (a few index rows,
+// read by search_index_value), and every other clause is a token,
+// reference, uri, date, number or quantity probe on the candidates (one
+// descent of search_index_value or search_index_resource each). Chains,
+// _has, sorting, compartments and searches without such a driver are
+// planned with their values.
+func planIsFixed(q *search.Query) bool {
+	i := driver(q)
+	if i < 0 || driverRank(q.Where[i]) < 4 || len(q.Sort) > 0 || q.Compartment != nil || q.Since != 0 {
+		return false
+	}
+	for _, c := range q.Where {
+		if c.Next != nil || c.HasType != "" {
+			return false
+		}
+		switch c.Type {
+		case "token", "reference", "uri", "date", "number", "quantity":
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Include implements store.Reader.
@@ -252,27 +286,33 @@ func driver(sq *search.Query) int {
 	}
 	best, bestRank := -1, 0
 	for i, c := range sq.Where {
-		if c.Next != nil || c.Missing != nil || c.Modifier == "not" || c.Code == "_id" || c.Code == "_lastUpdated" {
-			continue
-		}
-		rank := 0
-		switch {
-		case c.Type == "reference" && c.Modifier == "":
-			rank = 4
-		case c.Type == "token" && c.Modifier == "" && (c.Code == "identifier" || strings.HasSuffix(c.Code, "identifier")):
-			rank = 4
-		case c.Type == "token" && c.Modifier == "":
-			rank = 2
-		case c.Type == "string" && (c.Modifier == "exact" || c.BlindIndexed()):
-			rank = 2
-		case c.Type == "uri" && c.Modifier == "":
-			rank = 2
-		}
-		if rank > bestRank {
+		if rank := driverRank(c); rank > bestRank {
 			best, bestRank = i, rank
 		}
 	}
 	return best
+}
+
+// driverRank is how selective clause c is expected to be as a driver: 4
+// for a reference or identifier equality, 2 for another equality, 0 for a
+// clause that cannot drive.
+func driverRank(c search.Clause) int {
+	if c.Next != nil || c.Missing != nil || c.Modifier == "not" || c.Code == "_id" || c.Code == "_lastUpdated" {
+		return 0
+	}
+	switch {
+	case c.Type == "reference" && c.Modifier == "":
+		return 4
+	case c.Type == "token" && c.Modifier == "" && (c.Code == "identifier" || strings.HasSuffix(c.Code, "identifier")):
+		return 4
+	case c.Type == "token" && c.Modifier == "":
+		return 2
+	case c.Type == "string" && (c.Modifier == "exact" || c.BlindIndexed()):
+		return 2
+	case c.Type == "uri" && c.Modifier == "":
+		return 2
+	}
+	return 0
 }
 
 // normaliseKeys makes scanned key values JSON-stable.
@@ -775,20 +815,21 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 			}
 			return nil
 		}
+		// One query per include and source type, for the whole frontier.
 		for _, inc := range sq.Include {
 			if round > 0 && !inc.Iterate {
 				continue
 			}
-			for _, m := range frontier {
-				if inc.SourceType != "*" && inc.SourceType != m.Type {
+			for _, typ := range frontierTypes(frontier) {
+				if inc.SourceType != "*" && inc.SourceType != typ {
 					continue
 				}
 				var q query
-				q.add("SELECT s.sys, s.val FROM search_index s WHERE s.res_type = ? AND s.res_id = ? AND s.sys <> '' AND s.raw <> '#identifier'", m.Type, m.ID)
+				q.add("SELECT DISTINCT s.sys, s.val FROM search_index s WHERE s.res_type = ? AND ", typ)
+				r.s.d.inList(&q, "s.res_id", idsOf(frontier, typ))
+				q.add(" AND s.sys <> '' AND s.raw <> '#identifier'")
 				if inc.Param != "*" {
 					q.add(" AND s.param = ?", inc.Param)
-				} else {
-					q.add(" AND s.param IN (SELECT DISTINCT s2.param FROM search_index s2 WHERE s2.res_type = ? AND s2.sys <> '' AND s2.raw <> '#identifier')", m.Type)
 				}
 				if inc.TargetType != "" {
 					q.add(" AND s.sys = ?", inc.TargetType)
@@ -808,9 +849,11 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 			if round > 0 && !inc.Iterate {
 				continue
 			}
-			for _, m := range frontier {
+			for _, typ := range frontierTypes(frontier) {
 				var q query
-				q.add("SELECT DISTINCT s.res_type, s.res_id FROM search_index s WHERE s.sys = ? AND s.val = ? AND s.raw <> '#identifier'", m.Type, m.ID)
+				q.add("SELECT DISTINCT s.res_type, s.res_id FROM search_index s WHERE s.sys = ? AND ", typ)
+				r.s.d.inList(&q, "s.val", idsOf(frontier, typ))
+				q.add(" AND s.raw <> '#identifier'")
 				if inc.SourceType != "*" {
 					q.add(" AND s.res_type = ?", inc.SourceType)
 				}
@@ -832,6 +875,28 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 		frontier = next
 	}
 	return out, nil
+}
+
+// frontierTypes lists the resource types of rs, in order of appearance.
+func frontierTypes(rs []*store.Resource) []string {
+	var types []string
+	for _, r := range rs {
+		if !slices.Contains(types, r.Type) {
+			types = append(types, r.Type)
+		}
+	}
+	return types
+}
+
+// idsOf lists the ids of the typ resources of rs.
+func idsOf(rs []*store.Resource, typ string) []string {
+	var ids []string
+	for _, r := range rs {
+		if r.Type == typ {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids
 }
 
 func (r reader) pairs(ctx context.Context, q query) ([][2]string, error) {

@@ -45,11 +45,13 @@ type Sealer interface {
 type Store struct {
 	db *sql.DB
 	// searchDB runs searches outside transactions; on PostgreSQL it plans
-	// each execution with its values (see openPostgres).
-	searchDB *sql.DB
-	d        dialect
-	seal     Sealer
-	dsn      string
+	// each execution with its values, and fixedDB, for the searches whose
+	// SQL fixes their plan, keeps generic plans (see Search). On SQLite
+	// both are db.
+	searchDB, fixedDB *sql.DB
+	d                 dialect
+	seal              Sealer
+	dsn               string
 
 	clockMu sync.Mutex
 	last    time.Time
@@ -78,15 +80,20 @@ var _ store.Store = (*Store)(nil)
 // file path (its directory is created) — and creates the schema if needed.
 func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 	var (
-		db, searchDB *sql.DB
-		d            dialect
-		err          error
+		db, searchDB, fixedDB *sql.DB
+		d                     dialect
+		err                   error
 	)
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		d = postgresDialect
-		db, err = openPostgres(dsn, false, 32)
+		// 48 connections in all, as many as writes and searches at
+		// concurrency 32 on two cores keep busy.
+		db, err = openPostgres(dsn, cachedPlans, 24)
 		if err == nil {
-			searchDB, err = openPostgres(dsn, true, 16)
+			searchDB, err = openPostgres(dsn, valuePlans, 8)
+		}
+		if err == nil {
+			fixedDB, err = openPostgres(dsn, genericPlans, 16)
 		}
 	} else {
 		d = sqliteDialect
@@ -97,15 +104,19 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 		}
 		db, err = openSQLite(dsn)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
 	if searchDB == nil {
 		searchDB = db
 	}
-	s := &Store{db: db, searchDB: searchDB, d: d, seal: seal, dsn: dsn, writer: make(chan struct{}, 1)}
+	if fixedDB == nil {
+		fixedDB = db
+	}
+	s := &Store{db: db, searchDB: searchDB, fixedDB: fixedDB, d: d, seal: seal, dsn: dsn, writer: make(chan struct{}, 1)}
+	if err != nil {
+		s.closePools()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	if err := s.migrate(ctx); err != nil {
-		db.Close()
+		s.closePools()
 		return nil, fmt.Errorf("open store: migrate: %w", err)
 	}
 	for _, q := range s.fixedStatements() {
@@ -139,6 +150,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
+	}
+	if err := dropRetired(ctx, tx, s.d.name == "postgres"); err != nil {
+		return err
 	}
 	if s.d.name == "postgres" {
 		if err := postgresCollation(ctx, tx); err != nil {
@@ -196,6 +210,38 @@ func missingObjects(ctx context.Context, tx *sql.Tx, ddl []string) ([]string, er
 	return out, nil
 }
 
+// dropRetired drops the retiredIndexes a database still has. On
+// PostgreSQL it looks first: DROP INDEX IF EXISTS would wait for an
+// exclusive lock on the table even when there is nothing to drop.
+func dropRetired(ctx context.Context, tx *sql.Tx, postgres bool) error {
+	names := retiredIndexes
+	if postgres {
+		names = nil
+		rows, err := tx.QueryContext(ctx, `SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL`, retiredIndexes)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			names = append(names, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for _, n := range names {
+		if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+n); err != nil {
+			return fmt.Errorf("drop %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
 // postgresCollation gives the text columns of a database created before
 // they were declared COLLATE "C" (dialect.go) that collation, in the
 // migration's transaction. Only the indexes on them are rebuilt, once; the
@@ -238,14 +284,14 @@ func postgresCollation(ctx context.Context, tx *sql.Tx) error {
 // columns), in the format of sqlite_stat1. Without statistics SQLite
 // guesses ten rows per value of any indexed column, and so prefers
 // search_index_resource (res_type, res_id), which returns res_id in order,
-// over search_index_val for an identifier lookup: every conditional update
+// over search_index_value for an identifier lookup: every conditional update
 // then read every index row of its type (measured: 4 ms per lookup after
 // 300 imported records, growing with the data). SQLite documents writing
 // sqlite_stat1 by hand for exactly this; a later ANALYZE replaces these
 // figures with measured ones.
 var sqlitePlannerStats = [][3]string{
 	{"search_index", "search_index_resource", "1000000 100000 20"},
-	{"search_index", "search_index_val", "1000000 100000 5000 3 2"},
+	{"search_index", "search_index_value", "1000000 100000 5000 3 2 1"},
 	{"search_index", "search_index_date", "300000 100000 5000 10 5"},
 	{"search_index", "search_index_number", "100000 50000 5000 10"},
 	{"search_index", "search_index_compartment", "300000 30 10 1"},
@@ -253,21 +299,21 @@ var sqlitePlannerStats = [][3]string{
 	{"resource_version", "resource_version_updated", "1000000 2"},
 }
 
-// seedPlannerStats writes sqlitePlannerStats unless the database already
-// has statistics, then makes the planner load them.
+// seedPlannerStats writes the sqlitePlannerStats of every index that has
+// no statistics yet (a new database, or an index added since ANALYZE ran),
+// drops those of retired indexes, then makes the planner load them.
 func seedPlannerStats(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `ANALYZE sqlite_schema`); err != nil { // creates sqlite_stat1
 		return err
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl IN ('search_index', 'resource_version')`).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
 	for _, st := range sqlitePlannerStats {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)`, st[0], st[1], st[2]); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT ?, ?, ?
+			WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = ? AND idx = ?)`, st[0], st[1], st[2], st[0], st[1]); err != nil {
+			return err
+		}
+	}
+	for _, idx := range retiredIndexes {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sqlite_stat1 WHERE idx = ?`, idx); err != nil {
 			return err
 		}
 	}
@@ -291,8 +337,19 @@ func (s *Store) Close() error {
 		<-s.feedDone
 	}
 	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
-	if s.searchDB != s.db {
-		s.searchDB.Close()
+	return s.closePools()
+}
+
+// closePools closes each pool once (on SQLite they are one), skipping any
+// that never opened, and returns the main pool's error.
+func (s *Store) closePools() error {
+	for _, p := range []*sql.DB{s.searchDB, s.fixedDB} {
+		if p != nil && p != s.db {
+			p.Close()
+		}
+	}
+	if s.db == nil {
+		return nil
 	}
 	return s.db.Close()
 }
@@ -310,13 +367,23 @@ func (s *Store) now() time.Time {
 	return t
 }
 
-// reader implements store.Reader on the pool, or inside tx when it is set.
-// forSearch selects the search pool.
+// pool names a connection pool of the Store.
+type pool int
+
+// The pools: db, searchDB, fixedDB.
+const (
+	mainPool pool = iota
+	valuePlanPool
+	fixedPlanPool
+)
+
+// reader implements store.Reader on one of the pools, or inside tx when it
+// is set.
 type reader struct {
-	s         *Store
-	tx        *sql.Tx
-	pg        *pgTx // a PostgreSQL transaction, instead of tx
-	forSearch bool
+	s    *Store
+	tx   *sql.Tx
+	pg   *pgTx // a PostgreSQL transaction, instead of tx
+	from pool
 	// shared marks a transaction of a SQLite group (group.go): its
 	// statements run without their context's cancellation, which is
 	// checked before each instead.
@@ -337,8 +404,11 @@ func (r reader) detach(ctx context.Context) (context.Context, error) {
 }
 
 func (r reader) pool() *sql.DB {
-	if r.forSearch {
+	switch r.from {
+	case valuePlanPool:
 		return r.s.searchDB
+	case fixedPlanPool:
+		return r.s.fixedDB
 	}
 	return r.s.db
 }
@@ -358,8 +428,8 @@ const maxStatements = 256
 // starve the pool. The statements transactions use are prepared at Open.
 func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	key := q
-	if r.forSearch {
-		key = "search\x00" + q
+	if r.from != mainPool {
+		key = fmt.Sprint(r.from) + "\x00" + q
 	}
 	if st, ok := r.s.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil

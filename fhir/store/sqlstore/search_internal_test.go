@@ -1,0 +1,43 @@
+package sqlstore
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/promsgateway/gateway/fhir/search"
+)
+
+func TestPlanIsFixed(t *testing.T) {
+	tests := []struct {
+		typ, query string
+		fixed      bool
+	}{
+		{"Observation", "patient=Patient/p1&code=http://loinc.org|8302-2&date=ge2025-01-01", true},
+		{"Observation", "subject=Patient/p1", true},
+		{"Observation", "patient=Patient/p1&value-quantity=gt5", true},
+		{"Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", true},
+		{"Patient", "identifier=x&gender=female", true},
+		// No reference or identifier to drive it.
+		{"Observation", "code=http://loinc.org|8302-2&date=ge2025-01-01", false},
+		{"Observation", "status=final", false},
+		// A string clause, a sort, a chain, _has: planned with the values.
+		{"Patient", "identifier=x&name=smi", false},
+		{"Observation", "patient=Patient/p1&_sort=date", false},
+		{"Observation", "patient.name=smith", false},
+		{"Patient", "_has:Observation:patient:code=1234", false},
+		{"Observation", "patient:missing=true", false},
+	}
+	for _, tc := range tests {
+		params, err := url.ParseQuery(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := search.R4().Parse(tc.typ, params, true)
+		if err != nil {
+			t.Fatalf("%s?%s: %v", tc.typ, tc.query, err)
+		}
+		if got := planIsFixed(q); got != tc.fixed {
+			t.Errorf("%s?%s: planIsFixed %v; want %v", tc.typ, tc.query, got, tc.fixed)
+		}
+	}
+}
