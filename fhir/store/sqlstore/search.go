@@ -24,9 +24,10 @@ func (q *query) add(sql string, args ...any) {
 	q.args = append(q.args, args...)
 }
 
-// Search implements store.Reader. On PostgreSQL a search whose plan
-// cannot depend on its values runs on the main pool, whose statements keep
-// their plans; the others on the search pool, planned with their values.
+// Search implements store.Reader. On PostgreSQL a search whose SQL fixes
+// its plan (planIsFixed) runs on the pool that keeps one generic plan per
+// statement; the others on the pool that plans each with its values. On
+// SQLite the pools are one.
 func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
 	from := valuePlanPool
 	if planIsFixed(q) {
