@@ -38,3 +38,33 @@ func TxQueryInt(t store.Tx, q string, args ...any) (int64, error) {
 // Commits reports how many commits the store's grouped (SQLite)
 // transactions have taken.
 func Commits(s *Store) int64 { return s.commits.Load() }
+
+// FillSearchGates takes every place of the store's search gates, as that
+// many running searches would. freeOne gives back one place of the gate of
+// value-planned searches; release gives back all that remain.
+func FillSearchGates(s *Store) (freeOne, release func()) {
+	var held []chan struct{}
+	for _, g := range []chan struct{}{s.searchGate, s.fixedGate} {
+		if len(held) > 0 && held[0] == g {
+			continue // SQLite: one gate
+		}
+		for range cap(g) {
+			g <- struct{}{}
+		}
+		held = append(held, g)
+	}
+	freed := 0
+	freeOne = func() { <-s.searchGate; freed++ }
+	release = func() {
+		for i, g := range held {
+			n := cap(g)
+			if i == 0 {
+				n -= freed
+			}
+			for range n {
+				<-g
+			}
+		}
+	}
+	return freeOne, release
+}

@@ -29,10 +29,16 @@ func (q *query) add(sql string, args ...any) {
 // statement; the others on the pool that plans each with its values. On
 // SQLite the pools are one.
 func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
-	from := valuePlanPool
+	from, gate := valuePlanPool, s.searchGate
 	if planIsFixed(q) {
-		from = fixedPlanPool
+		from, gate = fixedPlanPool, s.fixedGate
 	}
+	select {
+	case gate <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-gate }()
 	return reader{s: s, from: from}.Search(ctx, q)
 }
 

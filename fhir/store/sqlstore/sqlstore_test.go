@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -337,6 +338,63 @@ func TestRetiredIndexesAreReplaced(t *testing.T) {
 				rows.Close()
 				if fmt.Sprint(stats) != "[search_index_value]" {
 					t.Errorf("planner statistics for %v; want [search_index_value]", stats)
+				}
+			}
+		})
+	}
+}
+
+// TestSearchGateWaitsInOrder checks the search gates: with every place
+// taken, a search waits and gives up when its context ends, and searches
+// waiting for a freed place are admitted in the order they came.
+func TestSearchGateWaitsInOrder(t *testing.T) {
+	engines := map[string]func(t *testing.T) *sqlstore.Store{
+		"sqlite":   func(t *testing.T) *sqlstore.Store { s, _ := openSQLite(t); return s },
+		"postgres": openPostgres,
+	}
+	for name, open := range engines {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			ctx := context.Background()
+			q := func() *search.Query {
+				// A token driver: planned with its values, so it goes
+				// through the gate freeOne frees.
+				q, err := search.R4().Parse("Patient", url.Values{"gender": {"female"}}, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Count = 10
+				return q
+			}
+			freeOne, release := sqlstore.FillSearchGates(s)
+			defer release()
+			short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			if _, err := s.Search(short, q()); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("search at a full gate: %v; want the context's deadline", err)
+			}
+			const waiters = 4
+			done := make(chan int, waiters)
+			for i := range waiters {
+				go func() {
+					if _, err := s.Search(ctx, q()); err != nil {
+						t.Error(err)
+					}
+					done <- i
+				}()
+				time.Sleep(30 * time.Millisecond) // waiter i queues before i+1
+			}
+			select {
+			case i := <-done:
+				t.Fatalf("waiter %d ran with no free place", i)
+			case <-time.After(50 * time.Millisecond):
+			}
+			// One place: the waiters pass through it one at a time, each
+			// handing it to the next in line as it finishes.
+			freeOne()
+			for want := range waiters {
+				if got := <-done; got != want {
+					t.Fatalf("waiter %d admitted when %d was first in line", got, want)
 				}
 			}
 		})
