@@ -164,9 +164,7 @@ var commonIndexes = []string{
 	// so the date, number and compartment indexes are partial: rows without
 	// such a value do not touch them.
 	`CREATE INDEX IF NOT EXISTS search_index_resource ON search_index (res_type, res_id)`,
-	// res_id last: a per-candidate probe (search.go) with every column
-	// equal is one descent, whatever plan the values would have led to.
-	`CREATE INDEX IF NOT EXISTS search_index_value ON search_index (res_type, param, val, sys, res_id)`,
+	`CREATE INDEX IF NOT EXISTS search_index_val ON search_index (res_type, param, val, sys)`,
 	`CREATE INDEX IF NOT EXISTS search_index_date ON search_index (res_type, param, dlow, dhigh) WHERE dlow IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS search_index_number ON search_index (res_type, param, nlow) WHERE nlow IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS search_index_compartment ON search_index (val, res_type, res_id) WHERE param = '_compartment'`,
@@ -182,12 +180,6 @@ func (d dialect) inList(q *query, col string, values []string) {
 	}
 	js, _ := json.Marshal(values) // strings always marshal
 	q.add(col+" IN (SELECT value FROM json_each(?))", string(js))
-}
-
-// retiredIndexes were created by earlier versions and are dropped at
-// open, once the indexes that replace them exist.
-var retiredIndexes = []string{
-	"search_index_val", // by search_index_value
 }
 
 // rebind rewrites ? placeholders as $1, $2, ... for PostgreSQL. Queries in

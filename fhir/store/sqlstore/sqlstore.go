@@ -169,9 +169,6 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
-	if err := dropRetired(ctx, tx, s.d.name == "postgres"); err != nil {
-		return err
-	}
 	if s.d.name == "postgres" {
 		if err := postgresCollation(ctx, tx); err != nil {
 			return fmt.Errorf("collation: %w", err)
@@ -228,38 +225,6 @@ func missingObjects(ctx context.Context, tx *sql.Tx, ddl []string) ([]string, er
 	return out, nil
 }
 
-// dropRetired drops the retiredIndexes a database still has. On
-// PostgreSQL it looks first: DROP INDEX IF EXISTS would wait for an
-// exclusive lock on the table even when there is nothing to drop.
-func dropRetired(ctx context.Context, tx *sql.Tx, postgres bool) error {
-	names := retiredIndexes
-	if postgres {
-		names = nil
-		rows, err := tx.QueryContext(ctx, `SELECT n FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NOT NULL`, retiredIndexes)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				rows.Close()
-				return err
-			}
-			names = append(names, n)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-	}
-	for _, n := range names {
-		if _, err := tx.ExecContext(ctx, "DROP INDEX IF EXISTS "+n); err != nil {
-			return fmt.Errorf("drop %s: %w", n, err)
-		}
-	}
-	return nil
-}
-
 // postgresCollation gives the text columns of a database created before
 // they were declared COLLATE "C" (dialect.go) that collation, in the
 // migration's transaction. Only the indexes on them are rebuilt, once; the
@@ -302,14 +267,14 @@ func postgresCollation(ctx context.Context, tx *sql.Tx) error {
 // columns), in the format of sqlite_stat1. Without statistics SQLite
 // guesses ten rows per value of any indexed column, and so prefers
 // search_index_resource (res_type, res_id), which returns res_id in order,
-// over search_index_value for an identifier lookup: every conditional update
+// over search_index_val for an identifier lookup: every conditional update
 // then read every index row of its type (measured: 4 ms per lookup after
 // 300 imported records, growing with the data). SQLite documents writing
 // sqlite_stat1 by hand for exactly this; a later ANALYZE replaces these
 // figures with measured ones.
 var sqlitePlannerStats = [][3]string{
 	{"search_index", "search_index_resource", "1000000 100000 20"},
-	{"search_index", "search_index_value", "1000000 100000 5000 3 2 1"},
+	{"search_index", "search_index_val", "1000000 100000 5000 3 2"},
 	{"search_index", "search_index_date", "300000 100000 5000 10 5"},
 	{"search_index", "search_index_number", "100000 50000 5000 10"},
 	{"search_index", "search_index_compartment", "300000 30 10 1"},
@@ -319,7 +284,7 @@ var sqlitePlannerStats = [][3]string{
 
 // seedPlannerStats writes the sqlitePlannerStats of every index that has
 // no statistics yet (a new database, or an index added since ANALYZE ran),
-// drops those of retired indexes, then makes the planner load them.
+// then makes the planner load them.
 func seedPlannerStats(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, `ANALYZE sqlite_schema`); err != nil { // creates sqlite_stat1
 		return err
@@ -327,11 +292,6 @@ func seedPlannerStats(ctx context.Context, tx *sql.Tx) error {
 	for _, st := range sqlitePlannerStats {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT ?, ?, ?
 			WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = ? AND idx = ?)`, st[0], st[1], st[2], st[0], st[1]); err != nil {
-			return err
-		}
-	}
-	for _, idx := range retiredIndexes {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sqlite_stat1 WHERE idx = ?`, idx); err != nil {
 			return err
 		}
 	}

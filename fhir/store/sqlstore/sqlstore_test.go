@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -271,77 +270,6 @@ func TestPostgresOpenDoesNotWaitForWriters(t *testing.T) {
 		t.Fatalf("open beside a running write transaction: %v", err)
 	}
 	second.Close()
-}
-
-// TestRetiredIndexesAreReplaced opens a database that still has the index
-// an earlier version created: the store builds its replacement and drops
-// the old one, on both engines, and on SQLite seeds the planner figures of
-// the new index only.
-func TestRetiredIndexesAreReplaced(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	engines := map[string]string{"sqlite": path, "postgres": storetest.PostgresDSN(t)}
-	for name, dsn := range engines {
-		t.Run(name, func(t *testing.T) {
-			s, err := sqlstore.Open(ctx, dsn, envelope(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, q := range []string{
-				`DROP INDEX search_index_value`,
-				`CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`,
-			} {
-				if _, err := s.DB().ExecContext(ctx, q); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if name == "sqlite" {
-				if _, err := s.DB().ExecContext(ctx, `UPDATE sqlite_stat1 SET idx = 'search_index_val' WHERE idx = 'search_index_value'`); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s.Close()
-			s, err = sqlstore.Open(ctx, dsn, envelope(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			indexes := `SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'search_index_val%'`
-			if name == "postgres" {
-				indexes = `SELECT indexname FROM pg_indexes WHERE indexname LIKE 'search_index_val%'`
-			}
-			var got []string
-			rows, err := s.DB().QueryContext(ctx, indexes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var n string
-				rows.Scan(&n)
-				got = append(got, n)
-			}
-			rows.Close()
-			if fmt.Sprint(got) != "[search_index_value]" {
-				t.Errorf("indexes %v; want [search_index_value]", got)
-			}
-			if name == "sqlite" {
-				var stats []string
-				rows, err := s.DB().QueryContext(ctx, `SELECT idx FROM sqlite_stat1 WHERE idx LIKE 'search_index_val%'`)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for rows.Next() {
-					var n string
-					rows.Scan(&n)
-					stats = append(stats, n)
-				}
-				rows.Close()
-				if fmt.Sprint(stats) != "[search_index_value]" {
-					t.Errorf("planner statistics for %v; want [search_index_value]", stats)
-				}
-			}
-		})
-	}
 }
 
 // TestSearchGateWaitsInOrder checks the search gates: with every place
