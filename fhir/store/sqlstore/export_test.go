@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -67,4 +68,15 @@ func FillSearchGates(s *Store) (freeOne, release func()) {
 		}
 	}
 	return freeOne, release
+}
+
+// SearchStatement is the statement Search runs for a page of q's matches,
+// in the store's placeholder syntax, with its arguments.
+func SearchStatement(s *Store, q *search.Query) (string, []any, error) {
+	from, where := searchFromWhere(q)
+	sel, err := selectStatement(q, from, where, sortKeys(q))
+	if err != nil {
+		return "", nil, err
+	}
+	return s.d.rebind(sel.b.String()), sel.args, nil
 }

@@ -135,56 +135,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	if err := sq.Unblinded(); err != nil {
 		return nil, err
 	}
-	var where query
-	where.add(` WHERE c.deleted = 0 AND c.version > 0`)
-	switch {
-	case sq.Type != "":
-		where.add(" AND c.type = ?", sq.Type)
-	case len(sq.Types) > 0:
-		types := make([]any, len(sq.Types))
-		for i, t := range sq.Types {
-			types[i] = t
-		}
-		where.add(" AND c.type IN ("+placeholders(len(types))+")", types...)
-	}
-	if sq.Compartment != nil {
-		// The patient itself, and what its compartment's parameters link to it.
-		// Row-value IN keeps this an uncorrelated lookup on the index.
-		where.add(` AND ((c.type = 'Patient' AND c.id = ?) OR (c.type, c.id) IN (SELECT s.res_type, s.res_id FROM search_index s
-			WHERE s.param = '_compartment' AND s.val = ?))`,
-			sq.Compartment.PatientID, sq.Compartment.PatientID)
-	}
-	if sq.Since != 0 {
-		where.add(" AND v.last_updated >= ?", sq.Since)
-	}
-	from := query{}
-	from.add(fromCurrent)
-	clauses := sq.Where
-	correlatedType := sq.Type
-	if i := driver(sq); i >= 0 {
-		// Start from the index rows of the most selective clause and check
-		// the others on each candidate, instead of materialising every
-		// clause's matches.
-		c := sq.Where[i]
-		from = query{}
-		from.add(" FROM (SELECT DISTINCT s.res_id FROM search_index s WHERE s.res_type = ? AND ", sq.Type)
-		paramCondition(&from, c)
-		from.add(" AND (")
-		for j, v := range c.Values {
-			if j > 0 {
-				from.add(" OR ")
-			}
-			valueCondition(&from, c, v)
-		}
-		from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.res_id"+
-			" JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version", sq.Type)
-		clauses = append(append([]search.Clause{}, sq.Where[:i]...), sq.Where[i+1:]...)
-		correlatedType = ""
-	}
-	for _, c := range clauses {
-		where.add(" AND ")
-		clause(&where, c, 0, correlatedType)
-	}
+	from, where := searchFromWhere(sq)
 	res := &store.SearchResult{Total: -1}
 	// countAll runs the COUNT query. A first page that holds every match
 	// already knows the total, so that query runs only when the page does
@@ -208,32 +159,10 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		return res, nil
 	}
 	keys := sortKeys(sq)
-	var sel query
-	sel.add(`SELECT ` + versionColumns)
-	for _, k := range keys {
-		sel.add(", ")
-		sel.add(k.sql, k.args...)
+	sel, err := selectStatement(sq, from, where, keys)
+	if err != nil {
+		return nil, err
 	}
-	sel.add(from.b.String(), from.args...)
-	sel.add(where.b.String(), where.args...)
-	if sq.Cursor != nil {
-		if len(sq.Cursor.Keys) != len(keys) {
-			return nil, store.ErrBadCursor
-		}
-		sel.add(" AND ")
-		if err := keyset(&sel, keys, sq.Cursor); err != nil {
-			return nil, err
-		}
-	}
-	sel.add(" ORDER BY ")
-	for _, k := range keys {
-		sel.add(k.sql, k.args...)
-		if k.desc {
-			sel.add(" DESC")
-		}
-		sel.add(", ")
-	}
-	sel.add("c.id LIMIT ?", sq.Count+1)
 	rows, err := r.query(ctx, sel.b.String(), sel.args...)
 	if err != nil {
 		return nil, fmt.Errorf("search: %w", err)
@@ -282,6 +211,92 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		res.Matches = append(res.Matches, g.res)
 	}
 	return res, nil
+}
+
+// searchFromWhere renders the FROM and WHERE parts of sq's statements.
+func searchFromWhere(sq *search.Query) (from, where *query) {
+	from, where = &query{}, &query{}
+	where.add(` WHERE c.deleted = 0 AND c.version > 0`)
+	switch {
+	case sq.Type != "":
+		where.add(" AND c.type = ?", sq.Type)
+	case len(sq.Types) > 0:
+		types := make([]any, len(sq.Types))
+		for i, t := range sq.Types {
+			types[i] = t
+		}
+		where.add(" AND c.type IN ("+placeholders(len(types))+")", types...)
+	}
+	if sq.Compartment != nil {
+		// The patient itself, and what its compartment's parameters link to it.
+		// Row-value IN keeps this an uncorrelated lookup on the index.
+		where.add(` AND ((c.type = 'Patient' AND c.id = ?) OR (c.type, c.id) IN (SELECT s.res_type, s.res_id FROM search_index s
+			WHERE s.param = '_compartment' AND s.val = ?))`,
+			sq.Compartment.PatientID, sq.Compartment.PatientID)
+	}
+	if sq.Since != 0 {
+		where.add(" AND v.last_updated >= ?", sq.Since)
+	}
+	from.add(fromCurrent)
+	clauses := sq.Where
+	correlatedType := sq.Type
+	if i := driver(sq); i >= 0 {
+		// Start from the index rows of the most selective clause and check
+		// the others on each candidate, instead of materialising every
+		// clause's matches.
+		c := sq.Where[i]
+		from = &query{}
+		from.add(" FROM (SELECT DISTINCT s.res_id FROM search_index s WHERE s.res_type = ? AND ", sq.Type)
+		paramCondition(from, c)
+		from.add(" AND (")
+		for j, v := range c.Values {
+			if j > 0 {
+				from.add(" OR ")
+			}
+			valueCondition(from, c, v)
+		}
+		from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.res_id"+
+			" JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version", sq.Type)
+		clauses = append(append([]search.Clause{}, sq.Where[:i]...), sq.Where[i+1:]...)
+		correlatedType = ""
+	}
+	for _, c := range clauses {
+		where.add(" AND ")
+		clause(where, c, 0, correlatedType)
+	}
+	return from, where
+}
+
+// selectStatement renders the statement that reads a page of sq's
+// matches with their sort keys, one row more than the page.
+func selectStatement(sq *search.Query, from, where *query, keys []sortKey) (*query, error) {
+	sel := &query{}
+	sel.add(`SELECT ` + versionColumns)
+	for _, k := range keys {
+		sel.add(", ")
+		sel.add(k.sql, k.args...)
+	}
+	sel.add(from.b.String(), from.args...)
+	sel.add(where.b.String(), where.args...)
+	if sq.Cursor != nil {
+		if len(sq.Cursor.Keys) != len(keys) {
+			return nil, store.ErrBadCursor
+		}
+		sel.add(" AND ")
+		if err := keyset(sel, keys, sq.Cursor); err != nil {
+			return nil, err
+		}
+	}
+	sel.add(" ORDER BY ")
+	for _, k := range keys {
+		sel.add(k.sql, k.args...)
+		if k.desc {
+			sel.add(" DESC")
+		}
+		sel.add(", ")
+	}
+	sel.add("c.id LIMIT ?", sq.Count+1)
+	return sel, nil
 }
 
 // driver picks the clause to drive a search from: an equality on a

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -326,5 +328,92 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPostgresProbesReadTheCandidate checks the plan PostgreSQL gives a
+// search of the generic-plan pool once it plans it generically: each probe
+// must read the candidate's own rows (search_index_resource), never the
+// rows of its value (search_index_val), which for a common code are every
+// Observation of it. Written with plain equalities, the generic plan took
+// the code for a rare one and read the value's rows for each candidate.
+func TestPostgresProbesReadTheCandidate(t *testing.T) {
+	ctx := context.Background()
+	s := openPostgres(t)
+	// A common code on 3,000 Observations of as many patients, and the
+	// statistics a database in use would have.
+	var ws []store.Write
+	for i := range 3000 {
+		ws = append(ws, store.Write{Type: "Observation", ID: fmt.Sprintf("o%d", i), Method: "PUT",
+			Body: fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8302-2"}]},"subject":{"reference":"Patient/p%d"},"effectiveDateTime":"2025-0%d-01"}`, i, 1+i%9)})
+	}
+	for i := range ws {
+		ws[i].Index, _ = search.R4().Extract(ws[i].Type, ws[i].Body) // Observation has no blind indexes
+	}
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		for _, w := range ws {
+			if _, _, err := tx.Put(ctx, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "ANALYZE search_index"); err != nil {
+		t.Fatal(err)
+	}
+	q, err := search.R4().Parse("Observation", url.Values{"patient": {"Patient/p7"}, "code": {"http://loinc.org|8302-2"}, "date": {"ge2025-01-01"}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Count = 20
+	stmt, args, err := sqlstore.SearchStatement(s, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE probe_check AS " + stmt} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	defer conn.ExecContext(ctx, "DEALLOCATE probe_check; RESET plan_cache_mode")
+	// EXECUTE takes its values as literals.
+	literals := make([]string, len(args))
+	for i, a := range args {
+		switch a := a.(type) {
+		case string:
+			literals[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
+		default:
+			literals[i] = fmt.Sprint(a)
+		}
+	}
+	rows, err := conn.QueryContext(ctx, "EXPLAIN EXECUTE probe_check("+strings.Join(literals, ", ")+")")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan []string
+	for rows.Next() {
+		var line string
+		rows.Scan(&line)
+		plan = append(plan, line)
+	}
+	rows.Close()
+	inProbe := false
+	for _, line := range plan {
+		if strings.Contains(line, "SubPlan") {
+			inProbe = true
+		}
+		if inProbe && strings.Contains(line, "search_index_val") {
+			t.Fatalf("a probe reads search_index_val:\n%s", strings.Join(plan, "\n"))
+		}
+	}
+	if !inProbe {
+		t.Fatalf("no probe in the plan:\n%s", strings.Join(plan, "\n"))
 	}
 }
