@@ -355,6 +355,10 @@ const (
 	fixedPlanPool
 )
 
+// poolKeys prefix the statement cache's keys: a statement is prepared on
+// the pool it runs on.
+var poolKeys = [...]string{mainPool: "", valuePlanPool: "value\x00", fixedPlanPool: "fixed\x00"}
+
 // reader implements store.Reader on one of the pools, or inside tx when it
 // is set.
 type reader struct {
@@ -405,10 +409,7 @@ const maxStatements = 256
 // waits for one while holding its own (and, on SQLite, the write lock) can
 // starve the pool. The statements transactions use are prepared at Open.
 func (r reader) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	key := q
-	if r.from != mainPool {
-		key = fmt.Sprint(r.from) + "\x00" + q
-	}
+	key := poolKeys[r.from] + q
 	if st, ok := r.s.stmts.Load(key); ok {
 		return st.(*sql.Stmt), nil
 	}
