@@ -312,7 +312,7 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 					}
 					done <- i
 				}()
-				time.Sleep(30 * time.Millisecond) // waiter i queues before i+1
+				time.Sleep(100 * time.Millisecond) // waiter i queues before i+1 (with room for a loaded CI host)
 			}
 			select {
 			case i := <-done:
