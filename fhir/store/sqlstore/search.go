@@ -74,7 +74,30 @@ func (s *Store) Include(ctx context.Context, q *search.Query, matches []*store.R
 	return s.reader().Include(ctx, q, matches)
 }
 
-const fromCurrent = ` FROM resource_current c JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version`
+// versionJoin joins each candidate's current version row. A search's FROM
+// has it only when a clause or sort key reads last_updated: the page is
+// chosen from resource_current and the index, and its bodies are read
+// after, so a candidate that fails a clause never has its body read.
+const versionJoin = ` JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version`
+
+// readsLastUpdated says whether sq's statements compare or sort by the
+// current version's last_updated, which needs versionJoin.
+func readsLastUpdated(sq *search.Query) bool {
+	if sq.Since != 0 {
+		return true
+	}
+	for _, k := range sq.Sort {
+		if k.Code == "_lastUpdated" {
+			return true
+		}
+	}
+	for _, c := range sq.Where {
+		if c.Code == "_lastUpdated" {
+			return true
+		}
+	}
+	return false
+}
 
 // MatchTokens implements store.Reader.
 func (s *Store) MatchTokens(ctx context.Context, criteria []store.TokenMatch) ([][]string, error) {
@@ -237,7 +260,11 @@ func searchFromWhere(sq *search.Query) (from, where *query) {
 	if sq.Since != 0 {
 		where.add(" AND v.last_updated >= ?", sq.Since)
 	}
-	from.add(fromCurrent)
+	join := ""
+	if readsLastUpdated(sq) {
+		join = versionJoin
+	}
+	from.add(" FROM resource_current c" + join)
 	clauses := sq.Where
 	correlatedType := sq.Type
 	if i := driver(sq); i >= 0 {
@@ -255,8 +282,7 @@ func searchFromWhere(sq *search.Query) (from, where *query) {
 			}
 			valueCondition(from, c, v)
 		}
-		from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.res_id"+
-			" JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version", sq.Type)
+		from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.res_id"+join, sq.Type)
 		clauses = append(append([]search.Clause{}, sq.Where[:i]...), sq.Where[i+1:]...)
 		correlatedType = ""
 	}
@@ -268,13 +294,20 @@ func searchFromWhere(sq *search.Query) (from, where *query) {
 }
 
 // selectStatement renders the statement that reads a page of sq's
-// matches with their sort keys, one row more than the page.
+// matches with their sort keys, one row more than the page. The page is
+// chosen first, from resource_current, the index and the sort keys, and
+// only its rows are joined to their versions for the bodies.
 func selectStatement(sq *search.Query, from, where *query, keys []sortKey) (*query, error) {
 	sel := &query{}
 	sel.add(`SELECT ` + versionColumns)
-	for _, k := range keys {
+	for i := range keys {
+		sel.add(fmt.Sprintf(", m.k%d", i))
+	}
+	sel.add(" FROM (SELECT c.type AS t, c.id AS i, c.version AS n")
+	for i, k := range keys {
 		sel.add(", ")
 		sel.add(k.sql, k.args...)
+		sel.add(fmt.Sprintf(" AS k%d", i))
 	}
 	sel.add(from.b.String(), from.args...)
 	sel.add(where.b.String(), where.args...)
@@ -287,15 +320,26 @@ func selectStatement(sq *search.Query, from, where *query, keys []sortKey) (*que
 			return nil, err
 		}
 	}
-	sel.add(" ORDER BY ")
-	for _, k := range keys {
-		sel.add(k.sql, k.args...)
+	order := func(prefix string, i int, k sortKey) {
+		if prefix == "" {
+			sel.add(k.sql, k.args...)
+		} else {
+			sel.add(fmt.Sprintf("%sk%d", prefix, i))
+		}
 		if k.desc {
 			sel.add(" DESC")
 		}
 		sel.add(", ")
 	}
-	sel.add("c.id LIMIT ?", sq.Count+1)
+	sel.add(" ORDER BY ")
+	for i, k := range keys {
+		order("", i, k)
+	}
+	sel.add("c.id LIMIT ?) m JOIN resource_version v ON v.type = m.t AND v.id = m.i AND v.version = m.n ORDER BY ", sq.Count+1)
+	for i, k := range keys {
+		order("m.", i, k)
+	}
+	sel.add("m.i")
 	return sel, nil
 }
 
