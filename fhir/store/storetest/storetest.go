@@ -394,6 +394,10 @@ func testSearch(t *testing.T, s store.Store) {
 		{"Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|9000000009", nil},
 		{"Observation", "subject=Patient/a", []string{"o1"}},
 		{"Observation", "patient=b", []string{"o2"}},
+		// _lastUpdated reads the version row, alone and beside a driver.
+		{"Observation", "_lastUpdated=gt2000", []string{"o1", "o2"}},
+		{"Observation", "subject=Patient/a&_lastUpdated=gt2000", []string{"o1"}},
+		{"Observation", "subject=Patient/a&_lastUpdated=lt2000", nil},
 		{"Observation", "code=http://snomed.info/sct|273335000", []string{"o1", "o2"}},
 		{"Observation", "code:text=oxford", []string{"o1"}},
 		{"Observation", "date=2026-11", []string{"o1"}},
