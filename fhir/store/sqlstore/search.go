@@ -882,21 +882,18 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 	frontier := matches
 	for round := 0; round < 3 && len(frontier) > 0; round++ {
 		var next []*store.Resource
-		add := func(typ, id string) error {
-			key := typ + "/" + id
-			if seen[key] {
-				return nil
-			}
-			seen[key] = true
-			res, err := r.Read(ctx, typ, id)
-			if err == store.ErrNotFound {
-				return nil
-			}
+		// add reads the current versions of the resources that targets
+		// names (a query of t, i columns) and keeps those not seen yet.
+		add := func(targets query) error {
+			found, err := r.current(ctx, targets)
 			if err != nil {
 				return err
 			}
-			if !res.Deleted {
-				next = append(next, res)
+			for _, res := range found {
+				if key := res.Type + "/" + res.ID; !seen[key] {
+					seen[key] = true
+					next = append(next, res)
+				}
 			}
 			return nil
 		}
@@ -910,7 +907,7 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 					continue
 				}
 				var q query
-				q.add("SELECT DISTINCT s.sys, s.val FROM search_index s WHERE s.res_type = ? AND ", typ)
+				q.add("SELECT DISTINCT s.sys AS t, s.val AS i FROM search_index s WHERE s.res_type = ? AND ", typ)
 				r.s.d.inList(&q, "s.res_id", idsOf(frontier, typ))
 				q.add(" AND s.sys <> '' AND s.raw <> '#identifier'")
 				if inc.Param != "*" {
@@ -919,14 +916,8 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 				if inc.TargetType != "" {
 					q.add(" AND s.sys = ?", inc.TargetType)
 				}
-				targets, err := r.pairs(ctx, q)
-				if err != nil {
+				if err := add(q); err != nil {
 					return nil, err
-				}
-				for _, t := range targets {
-					if err := add(t[0], t[1]); err != nil {
-						return nil, err
-					}
 				}
 			}
 		}
@@ -936,7 +927,7 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 			}
 			for _, typ := range frontierTypes(frontier) {
 				var q query
-				q.add("SELECT DISTINCT s.res_type, s.res_id FROM search_index s WHERE s.sys = ? AND ", typ)
+				q.add("SELECT DISTINCT s.res_type AS t, s.res_id AS i FROM search_index s WHERE s.sys = ? AND ", typ)
 				r.s.d.inList(&q, "s.val", idsOf(frontier, typ))
 				q.add(" AND s.raw <> '#identifier'")
 				if inc.SourceType != "*" {
@@ -945,14 +936,8 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 				if inc.Param != "*" {
 					q.add(" AND s.param = ?", inc.Param)
 				}
-				sources, err := r.pairs(ctx, q)
-				if err != nil {
+				if err := add(q); err != nil {
 					return nil, err
-				}
-				for _, src := range sources {
-					if err := add(src[0], src[1]); err != nil {
-						return nil, err
-					}
 				}
 			}
 		}
@@ -984,19 +969,37 @@ func idsOf(rs []*store.Resource, typ string) []string {
 	return ids
 }
 
-func (r reader) pairs(ctx context.Context, q query) ([][2]string, error) {
+// current reads, in one query, the current versions of the resources
+// that targets names (a query of type and id columns t and i); deleted
+// resources and references to nothing are left out.
+func (r reader) current(ctx context.Context, targets query) ([]*store.Resource, error) {
+	var q query
+	q.add("SELECT " + versionColumns + " FROM (")
+	q.add(targets.b.String(), targets.args...)
+	q.add(") x JOIN resource_current c ON c.type = x.t AND c.id = x.i" + versionJoin +
+		" WHERE c.deleted = 0 AND c.version > 0 ORDER BY c.type, c.id")
 	rows, err := r.query(ctx, q.b.String(), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("include: %w", err)
 	}
 	defer rows.Close()
-	var out [][2]string
+	var out []*store.Resource
+	var sealed [][]byte
 	for rows.Next() {
-		var a, b string
-		if err := rows.Scan(&a, &b); err != nil {
+		res, body, err := scanVersion(rows)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, [2]string{a, b})
+		out, sealed = append(out, res), append(sealed, body)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i, res := range out {
+		if err := r.open(ctx, res, sealed[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
