@@ -158,7 +158,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	if err := sq.Unblinded(); err != nil {
 		return nil, err
 	}
-	from, where := searchFromWhere(sq)
+	ss := searchFromWhere(sq)
 	res := &store.SearchResult{Total: -1}
 	// countAll runs the COUNT query. A first page that holds every match
 	// already knows the total, so that query runs only when the page does
@@ -166,8 +166,8 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	countAll := func() error {
 		var count query
 		count.add("SELECT COUNT(*)")
-		count.add(from.b.String(), from.args...)
-		count.add(where.b.String(), where.args...)
+		count.add(ss.from.b.String(), ss.from.args...)
+		count.add(ss.where.b.String(), ss.where.args...)
 		if err := r.queryRow(ctx, count.b.String(), count.args...).Scan(&res.Total); err != nil {
 			return fmt.Errorf("search count: %w", err)
 		}
@@ -182,7 +182,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		return res, nil
 	}
 	keys := sortKeys(sq)
-	sel, err := selectStatement(sq, from, where, keys)
+	sel, err := selectStatement(sq, ss, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -236,11 +236,35 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 	return res, nil
 }
 
+// searchSQL is the FROM and WHERE of a search's statements. In both, c is
+// a candidate with its type and id. When current is true c is the
+// candidate's resource_current row; when it is false c is a distinct
+// (type, id) of the driving clause's index rows, which are rows of current,
+// live versions only (a write replaces a resource's rows and a delete
+// removes them), so a search driven by a clause reads resource_current
+// for the rows of its page alone.
+type searchSQL struct {
+	from, where *query
+	current     bool
+}
+
 // searchFromWhere renders the FROM and WHERE parts of sq's statements.
-func searchFromWhere(sq *search.Query) (from, where *query) {
-	from, where = &query{}, &query{}
-	where.add(` WHERE c.deleted = 0 AND c.version > 0`)
+func searchFromWhere(sq *search.Query) searchSQL {
+	from, where := &query{}, &query{}
+	i := driver(sq)
+	// The version row is read before the page only for last_updated.
+	join := ""
+	if readsLastUpdated(sq) {
+		join = versionJoin
+	}
+	indexOnly := i >= 0 && join == ""
+	if indexOnly {
+		where.add(` WHERE c.type = ?`, sq.Type)
+	} else {
+		where.add(` WHERE c.deleted = 0 AND c.version > 0`)
+	}
 	switch {
+	case indexOnly:
 	case sq.Type != "":
 		where.add(" AND c.type = ?", sq.Type)
 	case len(sq.Types) > 0:
@@ -260,20 +284,16 @@ func searchFromWhere(sq *search.Query) (from, where *query) {
 	if sq.Since != 0 {
 		where.add(" AND v.last_updated >= ?", sq.Since)
 	}
-	join := ""
-	if readsLastUpdated(sq) {
-		join = versionJoin
-	}
 	from.add(" FROM resource_current c" + join)
 	clauses := sq.Where
 	correlatedType := sq.Type
-	if i := driver(sq); i >= 0 {
+	if i >= 0 {
 		// Start from the index rows of the most selective clause and check
 		// the others on each candidate, instead of materialising every
 		// clause's matches.
 		c := sq.Where[i]
 		from = &query{}
-		from.add(" FROM (SELECT DISTINCT s.res_id FROM search_index s WHERE s.res_type = ? AND ", sq.Type)
+		from.add(" FROM (SELECT DISTINCT s.res_type AS type, s.res_id AS id FROM search_index s WHERE s.res_type = ? AND ", sq.Type)
 		paramCondition(from, c)
 		from.add(" AND (")
 		for j, v := range c.Values {
@@ -282,7 +302,11 @@ func searchFromWhere(sq *search.Query) (from, where *query) {
 			}
 			valueCondition(from, c, v)
 		}
-		from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.res_id"+join, sq.Type)
+		if indexOnly {
+			from.add(")) c")
+		} else {
+			from.add(")) d JOIN resource_current c ON c.type = ? AND c.id = d.id"+join, sq.Type)
+		}
 		clauses = append(append([]search.Clause{}, sq.Where[:i]...), sq.Where[i+1:]...)
 		correlatedType = ""
 	}
@@ -290,27 +314,30 @@ func searchFromWhere(sq *search.Query) (from, where *query) {
 		where.add(" AND ")
 		clause(where, c, 0, correlatedType)
 	}
-	return from, where
+	return searchSQL{from: from, where: where, current: !indexOnly}
 }
 
 // selectStatement renders the statement that reads a page of sq's
 // matches with their sort keys, one row more than the page. The page is
-// chosen first, from resource_current, the index and the sort keys, and
-// only its rows are joined to their versions for the bodies.
-func selectStatement(sq *search.Query, from, where *query, keys []sortKey) (*query, error) {
+// chosen first, from the candidates, the index and the sort keys, and only
+// its rows are joined to their current versions for the bodies.
+func selectStatement(sq *search.Query, ss searchSQL, keys []sortKey) (*query, error) {
 	sel := &query{}
 	sel.add(`SELECT ` + versionColumns)
 	for i := range keys {
 		sel.add(fmt.Sprintf(", m.k%d", i))
 	}
-	sel.add(" FROM (SELECT c.type AS t, c.id AS i, c.version AS n")
+	sel.add(" FROM (SELECT c.type AS t, c.id AS i")
+	if ss.current {
+		sel.add(", c.version AS n")
+	}
 	for i, k := range keys {
 		sel.add(", ")
 		sel.add(k.sql, k.args...)
 		sel.add(fmt.Sprintf(" AS k%d", i))
 	}
-	sel.add(from.b.String(), from.args...)
-	sel.add(where.b.String(), where.args...)
+	sel.add(ss.from.b.String(), ss.from.args...)
+	sel.add(ss.where.b.String(), ss.where.args...)
 	if sq.Cursor != nil {
 		if len(sq.Cursor.Keys) != len(keys) {
 			return nil, store.ErrBadCursor
@@ -335,7 +362,14 @@ func selectStatement(sq *search.Query, from, where *query, keys []sortKey) (*que
 	for i, k := range keys {
 		order("", i, k)
 	}
-	sel.add("c.id LIMIT ?) m JOIN resource_version v ON v.type = m.t AND v.id = m.i AND v.version = m.n ORDER BY ", sq.Count+1)
+	sel.add("c.id LIMIT ?) m", sq.Count+1)
+	if ss.current {
+		sel.add(" JOIN resource_version v ON v.type = m.t AND v.id = m.i AND v.version = m.n")
+	} else {
+		sel.add(" JOIN resource_current cc ON cc.type = m.t AND cc.id = m.i AND cc.deleted = 0 AND cc.version > 0" +
+			" JOIN resource_version v ON v.type = cc.type AND v.id = cc.id AND v.version = cc.version")
+	}
+	sel.add(" ORDER BY ")
 	for i, k := range keys {
 		order("m.", i, k)
 	}

@@ -404,16 +404,24 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 		plan = append(plan, line)
 	}
 	rows.Close()
-	inProbe := false
+	// A probe is the block under a "SubPlan n" line: the lines indented
+	// deeper than it.
+	probes, probeIndent := 0, -1
 	for _, line := range plan {
-		if strings.Contains(line, "SubPlan") {
-			inProbe = true
+		text := strings.TrimLeft(line, " ")
+		indent := len(line) - len(text)
+		if probeIndent >= 0 && indent <= probeIndent {
+			probeIndent = -1
 		}
-		if inProbe && strings.Contains(line, "search_index_val") {
+		if strings.HasPrefix(text, "SubPlan") {
+			probes, probeIndent = probes+1, indent
+			continue
+		}
+		if probeIndent >= 0 && strings.Contains(line, "search_index_val") {
 			t.Fatalf("a probe reads search_index_val:\n%s", strings.Join(plan, "\n"))
 		}
 	}
-	if !inProbe {
+	if probes == 0 {
 		t.Fatalf("no probe in the plan:\n%s", strings.Join(plan, "\n"))
 	}
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MatchTokens", testMatchTokens},
 		{"SearchPaging", testSearchPaging},
 		{"SearchTotal", testSearchTotal},
+		{"SearchAfterWrites", testSearchAfterWrites},
 		{"SearchChains", testChains},
 		{"Reindex", testReindex},
 		{"History", testHistory},
@@ -509,6 +510,66 @@ func testSearchPaging(t *testing.T, s store.Store) {
 				if id := fmt.Sprintf("p%d", i); seen[id] != 1 {
 					t.Errorf("%s seen %d times in %v", id, seen[id], got)
 				}
+			}
+		})
+	}
+}
+
+// testSearchAfterWrites checks that a search driven by a reference finds
+// current, live versions only, on the page and in Bundle.total: a resource
+// updated to another subject and a deleted one are not found by their old
+// subject.
+func testSearchAfterWrites(t *testing.T, s store.Store) {
+	obs := func(subject string) []byte {
+		return fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"text":"OHS"},"subject":{"reference":"Patient/%s"}}`, subject)
+	}
+	for _, id := range []string{"w1", "w2", "w3", "w4"} {
+		put(t, s, store.Write{Type: "Observation", ID: id, Method: "PUT", Body: obs("dz")})
+	}
+	put(t, s, store.Write{Type: "Observation", ID: "w1", Method: "PUT", Body: obs("other")})
+	if err := s.InTx(context.Background(), func(tx store.Tx) error {
+		_, err := tx.Delete(context.Background(), "Observation", "w2", "DELETE", 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		query string
+		count int
+		want  []string
+	}{
+		{"subject=Patient/dz", 10, []string{"w3", "w4"}},
+		{"subject=Patient/dz", 1, []string{"w3", "w4"}}, // Bundle.total by COUNT
+		{"subject=Patient/dz&status=final", 1, []string{"w3", "w4"}},
+		{"subject=Patient/other", 10, []string{"w1"}},
+	} {
+		t.Run(fmt.Sprintf("%s_count=%d", tc.query, tc.count), func(t *testing.T) {
+			params, _ := url.ParseQuery(tc.query)
+			q, err := search.R4().Parse("Observation", params, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Count, q.Total = tc.count, "accurate"
+			var got []string
+			total := -1
+			for page := 0; page < 10; page++ {
+				res, err := s.Search(context.Background(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if page == 0 {
+					total = res.Total
+				}
+				for _, m := range res.Matches {
+					got = append(got, m.ID)
+				}
+				if res.Next == nil {
+					break
+				}
+				q.Cursor = res.Next
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || total != len(tc.want) {
+				t.Errorf("found %v, total %d; want %v, total %d", got, total, tc.want, len(tc.want))
 			}
 		})
 	}
