@@ -214,16 +214,16 @@ func measureGateway(bin, tmp, engine, dsn string, dur time.Duration, maxReq int)
 	}
 	scenarios := []struct {
 		name string
-		fn   func() (int, error)
+		fn   func(*conn) (int, error)
 		want int
 	}{
-		{"read by id", func() (int, error) {
-			s, _, err := do("GET", base+"/Patient/"+ids[rand.IntN(len(ids))], nil)
+		{"read by id", func(k *conn) (int, error) {
+			s, _, err := k.do("GET", base+"/Patient/"+ids[rand.IntN(len(ids))], nil)
 			return s, err
 		}, 200},
-		{"create", func() (int, error) { s, _, err := do("POST", base+"/Patient", []byte(patient)); return s, err }, 201},
-		{"transaction (Patient + Observation)", func() (int, error) {
-			s, _, err := do("POST", base, []byte(transaction))
+		{"create", func(k *conn) (int, error) { s, _, err := k.do("POST", base+"/Patient", []byte(patient)); return s, err }, 201},
+		{"transaction (Patient + Observation)", func(k *conn) (int, error) {
+			s, _, err := k.do("POST", base, []byte(transaction))
 			return s, err
 		}, 200},
 	}
@@ -308,7 +308,10 @@ func ceilingRun(c int, dur time.Duration, maxReq int) (result, error) {
 	if bare.err != nil {
 		return result{}, bare.err
 	}
-	r := load(func() (int, error) { s, _, err := do("GET", "http://"+bare.addr+"/fhir/Patient/x", nil); return s, err }, 200, c, dur, maxReq)
+	r := load(func(k *conn) (int, error) {
+		s, _, err := k.do("GET", "http://"+bare.addr+"/fhir/Patient/x", nil)
+		return s, err
+	}, 200, c, dur, maxReq)
 	r.engine, r.scenario, r.concurrency = "bare net/http (ceiling)", "same bytes as read", c
 	fmt.Fprintf(os.Stderr, "ceiling c=%d: %.0f req/s p50 %v p99 %v\n", c, r.rps, r.p50, r.p99)
 	return r, nil
@@ -334,8 +337,9 @@ func measureCeiling(dur time.Duration, maxReq int) ([]result, error) {
 	return out, nil
 }
 
-// load runs fn from c workers until dur passes or maxReq requests are made.
-func load(fn func() (int, error), want, c int, dur time.Duration, maxReq int) result {
+// load runs fn from c workers, each with its own connection, until dur
+// passes or maxReq requests are made.
+func load(fn func(*conn) (int, error), want, c int, dur time.Duration, maxReq int) result {
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var (
@@ -349,10 +353,12 @@ func load(fn func() (int, error), want, c int, dur time.Duration, maxReq int) re
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var k conn
+			defer k.close()
 			var mine []time.Duration
 			for ctx.Err() == nil && n.Add(1) <= int64(maxReq) {
 				t0 := time.Now()
-				status, err := fn()
+				status, err := fn(&k)
 				mine = append(mine, time.Since(t0))
 				if err != nil || status != want {
 					errs.Add(1)

@@ -154,7 +154,7 @@ func searchScenarios(bin, engine, dsn, keystore string, patients, observations i
 	}
 	var out []result
 	for _, sc := range scenarios {
-		get := func() (int, error) { s, _, err := do("GET", sc.url(), nil); return s, err }
+		get := func(k *conn) (int, error) { s, _, err := k.do("GET", sc.url(), nil); return s, err }
 		// Unmeasured warm-up: connections opened, statements prepared,
 		// pages cached, as on a server that has been serving.
 		load(get, 200, 4, searchWarmUp, maxReq)
