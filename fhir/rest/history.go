@@ -81,7 +81,7 @@ func (s *Server) history(ctx context.Context, db store.Reader, r *Request) (*Res
 	for _, v := range page.Versions {
 		b.Entry = append(b.Entry, versionEntry(r.Base, v))
 	}
-	return &Response{Status: 200, Body: marshal(b)}, nil
+	return &Response{Status: 200, Body: b.bytes()}, nil
 }
 
 // pageURL builds a paging link from the query's history parameters.

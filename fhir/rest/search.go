@@ -203,7 +203,7 @@ func (s *Server) searchBundle(ctx context.Context, db store.Reader, r *Request, 
 		b.Entry = append(b.Entry, bundleEntry{Resource: outcome.OperationOutcome(outcome.Issue{Severity: "warning", Code: "not-supported",
 			Diagnostics: "ignored unknown or unsupported search parameters: " + strings.Join(q.Ignored, ", ")}), Search: &entrySearch{Mode: "outcome"}})
 	}
-	return &Response{Status: http.StatusOK, Body: marshal(b)}, nil
+	return &Response{Status: http.StatusOK, Body: b.bytes()}, nil
 }
 
 // searchView applies _summary and _elements to a search result.

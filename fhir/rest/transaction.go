@@ -194,7 +194,7 @@ func (s *Server) transaction(ctx context.Context, r *Request, b inBundle) (*Resp
 	for i, p := range plans {
 		out[i] = responseEntry(r.Base, &p.req, resps[i])
 	}
-	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "transaction-response", Entry: out})}, nil
+	return &Response{Status: http.StatusOK, Body: (&bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "transaction-response", Entry: out}).bytes()}, nil
 }
 
 // runTransaction carries out a transaction's entries atomically and returns
@@ -689,7 +689,7 @@ func (s *Server) batch(ctx context.Context, r *Request, b inBundle) (*Response, 
 		}
 		out[i] = responseEntry(r.Base, &p.req, resp)
 	}
-	return &Response{Status: http.StatusOK, Body: marshal(bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "batch-response", Entry: out})}, nil
+	return &Response{Status: http.StatusOK, Body: (&bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: "batch-response", Entry: out}).bytes()}, nil
 }
 
 // responseEntry renders an interaction's response as a response Bundle
