@@ -425,3 +425,75 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 		t.Fatalf("no probe in the plan:\n%s", strings.Join(plan, "\n"))
 	}
 }
+
+// An ANALYZE leaves value samples in sqlite_stat4, which make SQLite
+// compile a prepared search again whenever a bound value changes; the
+// store drops them when it opens the database, and keeps the measured row
+// counts of sqlite_stat1.
+func TestSQLiteDropsValueSamples(t *testing.T) {
+	ctx := context.Background()
+	seal := envelope(t)
+	path := filepath.Join(t.TempDir(), "gateway.db")
+	s, err := sqlstore.Open(ctx, path, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InTx(ctx, func(tx store.Tx) error {
+		for i := range 50 {
+			w := store.Write{Type: "Observation", ID: fmt.Sprintf("o%d", i), Method: "PUT",
+				Body: fmt.Appendf(nil, `{"resourceType":"Observation","status":"final","code":{"text":"OHS"},"subject":{"reference":"Patient/p%d"}}`, i%5)}
+			w.Index, _ = search.R4().Extract(w.Type, w.Body)
+			if _, _, err := tx.Put(ctx, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(s *sqlstore.Store, q string) int {
+		var n int
+		if err := s.DB().QueryRowContext(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	if _, err := s.DB().ExecContext(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(s, "SELECT COUNT(*) FROM sqlite_stat4"); n == 0 {
+		t.Fatal("ANALYZE wrote no samples: the test cannot tell whether they are dropped")
+	}
+	stats := func(s *sqlstore.Store) string {
+		rows, err := s.DB().QueryContext(ctx, "SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var tbl, idx, stat string
+			if err := rows.Scan(&tbl, &idx, &stat); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, tbl+" "+idx+" "+stat)
+		}
+		return strings.Join(out, "\n")
+	}
+	measured := stats(s)
+	if !strings.Contains(measured, "search_index search_index_resource 300 ") {
+		t.Fatalf("ANALYZE did not measure search_index:\n%s", measured)
+	}
+	s.Close()
+	s, err = sqlstore.Open(ctx, path, seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := count(s, "SELECT COUNT(*) FROM sqlite_stat4"); n != 0 {
+		t.Errorf("sqlite_stat4 holds %d samples after Open; want none", n)
+	}
+	if got := stats(s); got != measured {
+		t.Errorf("sqlite_stat1 after Open:\n%s\nwant what ANALYZE measured:\n%s", got, measured)
+	}
+}
