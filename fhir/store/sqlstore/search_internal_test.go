@@ -41,3 +41,24 @@ func TestPlanIsFixed(t *testing.T) {
 		}
 	}
 }
+
+// rebind numbers PostgreSQL's placeholders, and on SQLite writes those of
+// LIMIT and of comparisons with param as +?, which SQLite does not read
+// while planning (planValueFree).
+func TestRebind(t *testing.T) {
+	tests := []struct {
+		d        dialect
+		in, want string
+	}{
+		{postgresDialect, "SELECT 1 FROM t WHERE a = ? AND s.param = ? LIMIT ?", "SELECT 1 FROM t WHERE a = $1 AND s.param = $2 LIMIT $3"},
+		{postgresDialect, "SELECT 1", "SELECT 1"},
+		{sqliteDialect, "SELECT 1 FROM t WHERE a = ? AND s.param = ? LIMIT ?", "SELECT 1 FROM t WHERE a = ? AND s.param = +? LIMIT +?"},
+		{sqliteDialect, "SELECT 1 FROM s WHERE s.param = '_compartment' AND s.val = ?", "SELECT 1 FROM s WHERE s.param = '_compartment' AND s.val = ?"},
+		{sqliteDialect, "SELECT 1 FROM s WHERE s.param IN (?, ?)", "SELECT 1 FROM s WHERE s.param IN (?, ?)"},
+	}
+	for _, tc := range tests {
+		if got := tc.d.rebind(tc.in); got != tc.want {
+			t.Errorf("%s rebind(%q) = %q; want %q", tc.d.name, tc.in, got, tc.want)
+		}
+	}
+}
