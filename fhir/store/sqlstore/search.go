@@ -76,8 +76,8 @@ func (s *Store) Include(ctx context.Context, q *search.Query, matches []*store.R
 
 // versionJoin joins each candidate's current version row. A search's FROM
 // has it only when a clause or sort key reads last_updated: the page is
-// chosen from resource_current and the index, and its bodies are read
-// after, so a candidate that fails a clause never has its body read.
+// chosen without it (see searchSQL) and its bodies are read after, so a
+// candidate that fails a clause never has its body read.
 const versionJoin = ` JOIN resource_version v ON v.type = c.type AND v.id = c.id AND v.version = c.version`
 
 // readsLastUpdated says whether sq's statements compare or sort by the
