@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,7 +156,7 @@ func (k *conn) read() (status int, keep bool, err error) {
 // readN appends the next n bytes to k.body.
 func (k *conn) readN(n int) error {
 	start := len(k.body)
-	k.body = append(k.body, make([]byte, n)...)
+	k.body = slices.Grow(k.body, n)[:start+n]
 	_, err := io.ReadFull(k.r, k.body[start:])
 	return err
 }

@@ -167,26 +167,6 @@ func waitUp(url string) error {
 	return fmt.Errorf("%s did not come up", url)
 }
 
-var client = &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}, Timeout: 30 * time.Second}
-
-func do(method, url string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, url, rd)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/fhir+json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
 const patient = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"use":"official","family":"Smith","given":["Jane","Mary"]}],"gender":"female","birthDate":"1950-02-01","address":[{"line":["1 High Street"],"city":"Leeds","postalCode":"LS1 1AA"}]}`
 
 const transaction = `{"resourceType":"Bundle","type":"transaction","entry":[
@@ -200,8 +180,10 @@ func measureGateway(bin, tmp, engine, dsn string, dur time.Duration, maxReq int)
 	}
 	defer stop()
 	var ids []string
+	var k conn
+	defer k.close()
 	for i := 0; i < 1000; i++ {
-		status, body, err := do("POST", base+"/Patient", []byte(patient))
+		status, body, err := k.do("POST", base+"/Patient", []byte(patient))
 		if err != nil || status != 201 {
 			return nil, fmt.Errorf("seed: %d %v %s", status, err, body)
 		}
@@ -209,7 +191,7 @@ func measureGateway(bin, tmp, engine, dsn string, dur time.Duration, maxReq int)
 		json.Unmarshal(body, &p)
 		ids = append(ids, p.ID)
 		if sample == nil {
-			sample = body
+			sample = bytes.Clone(body) // body is k's buffer
 		}
 	}
 	scenarios := []struct {

@@ -258,21 +258,19 @@ func searchFromWhere(sq *search.Query) searchSQL {
 		join = versionJoin
 	}
 	indexOnly := i >= 0 && join == ""
-	if indexOnly {
-		where.add(` WHERE c.type = ?`, sq.Type)
-	} else {
-		where.add(` WHERE c.deleted = 0 AND c.version > 0`)
-	}
 	switch {
 	case indexOnly:
+		where.add(` WHERE c.type = ?`, sq.Type)
 	case sq.Type != "":
-		where.add(" AND c.type = ?", sq.Type)
+		where.add(` WHERE c.deleted = 0 AND c.version > 0 AND c.type = ?`, sq.Type)
 	case len(sq.Types) > 0:
 		types := make([]any, len(sq.Types))
 		for i, t := range sq.Types {
 			types[i] = t
 		}
-		where.add(" AND c.type IN ("+placeholders(len(types))+")", types...)
+		where.add(` WHERE c.deleted = 0 AND c.version > 0 AND c.type IN (`+placeholders(len(types))+")", types...)
+	default:
+		where.add(` WHERE c.deleted = 0 AND c.version > 0`)
 	}
 	if sq.Compartment != nil {
 		// The patient itself, and what its compartment's parameters link to it.
@@ -347,20 +345,16 @@ func selectStatement(sq *search.Query, ss searchSQL, keys []sortKey) (*query, er
 			return nil, err
 		}
 	}
-	order := func(prefix string, i int, k sortKey) {
-		if prefix == "" {
-			sel.add(k.sql, k.args...)
-		} else {
-			sel.add(fmt.Sprintf("%sk%d", prefix, i))
-		}
+	sep := func(k sortKey) string {
 		if k.desc {
-			sel.add(" DESC")
+			return " DESC, "
 		}
-		sel.add(", ")
+		return ", "
 	}
 	sel.add(" ORDER BY ")
-	for i, k := range keys {
-		order("", i, k)
+	for _, k := range keys {
+		sel.add(k.sql, k.args...)
+		sel.add(sep(k))
 	}
 	sel.add("c.id LIMIT ?) m", sq.Count+1)
 	if ss.current {
@@ -371,7 +365,7 @@ func selectStatement(sq *search.Query, ss searchSQL, keys []sortKey) (*query, er
 	}
 	sel.add(" ORDER BY ")
 	for i, k := range keys {
-		order("m.", i, k)
+		sel.add(fmt.Sprintf("m.k%d", i) + sep(k))
 	}
 	sel.add("m.i")
 	return sel, nil
@@ -919,7 +913,7 @@ func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.
 		// add reads the current versions of the resources that targets
 		// names (a query of t, i columns) and keeps those not seen yet.
 		add := func(targets query) error {
-			found, err := r.current(ctx, targets)
+			found, err := r.currentVersions(ctx, targets)
 			if err != nil {
 				return err
 			}
@@ -1003,10 +997,10 @@ func idsOf(rs []*store.Resource, typ string) []string {
 	return ids
 }
 
-// current reads, in one query, the current versions of the resources
+// currentVersions reads, in one query, the current versions of the resources
 // that targets names (a query of type and id columns t and i); deleted
 // resources and references to nothing are left out.
-func (r reader) current(ctx context.Context, targets query) ([]*store.Resource, error) {
+func (r reader) currentVersions(ctx context.Context, targets query) ([]*store.Resource, error) {
 	var q query
 	q.add("SELECT " + versionColumns + " FROM (")
 	q.add(targets.b.String(), targets.args...)
