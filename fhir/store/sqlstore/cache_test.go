@@ -279,3 +279,41 @@ func TestReadCacheSurvivesAnOutage(t *testing.T) {
 	waitCacheOn(t, a)
 	eventually(t, a, "x", 2, false)
 }
+
+// PostgreSQL: the feed's poll finds new versions through the primary key
+// however much the table has grown since the feed started on an empty one
+// (a plan fixed at the first poll scanned the whole table at every poll).
+func TestFeedPollUsesTheIndexAsTheTableGrows(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	s, err := sqlstore.Open(context.Background(), dsn, envelope(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	waitCacheOn(t, cached(t, s))
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body)
+		SELECT 'Patient', 'g' || i, 1, 0, 'PUT', 0, NULL FROM generate_series(1, 20000) AS i`); err != nil {
+		t.Fatal(err)
+	}
+	scans := func() int64 {
+		t.Helper()
+		var n int64
+		if err := db.QueryRow(`SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'resource_version'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// The server publishes a backend's counts about once a second.
+	time.Sleep(1500 * time.Millisecond)
+	before := scans()
+	const window = 2 * time.Second
+	time.Sleep(window)
+	if n := scans() - before; n > 10 {
+		t.Errorf("%d sequential scans of resource_version in %v of polls every %v", n, window, feedInterval)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // changeFeed follows resource_version, to which every create, update and
@@ -218,11 +220,19 @@ func (f *changeFeed) settle(ctx context.Context) error {
 
 // changes runs q, which selects seq, type and id of resource_version rows,
 // invalidates each row's resource in the cache and passes its seq to fn.
-// It runs on the fixed-plan pool: on PostgreSQL the default plan caching
-// planned the poll afresh each time (0.2 ms of the server's CPU, a
-// hundred times a second), for a plan that never changes.
+//
+// On PostgreSQL it runs as an unnamed statement, planned at each poll for
+// the table as it is then. A prepared statement keeps the plan it was given
+// first, and the feed's first poll sees an empty table: a generic plan made
+// then (a sequential scan and a sort) went on scanning every version, a
+// hundred times a second, once the table had grown (measured: 70% of a
+// core on PostgreSQL with 22,000 versions, while the gateway was idle).
+// Planning the poll costs the server about 0.06 ms.
 func (f *changeFeed) changes(ctx context.Context, q string, fn func(seq int64), args ...any) error {
-	rows, err := f.s.fixedDB.QueryContext(ctx, q, args...)
+	if f.postgres() {
+		args = append([]any{pgx.QueryExecModeExec}, args...)
+	}
+	rows, err := f.s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
 	}
