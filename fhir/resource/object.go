@@ -33,10 +33,12 @@ func ParseObject(raw []byte) (Object, error) {
 	return parseValid(raw)
 }
 
+var errNotUTF8 = errors.New("invalid JSON: not UTF-8")
+
 // validJSON checks raw is UTF-8 JSON, saying what is wrong and where.
 func validJSON(raw []byte) error {
 	if !utf8.Valid(raw) {
-		return errors.New("invalid JSON: not UTF-8")
+		return errNotUTF8
 	}
 	if !json.Valid(raw) {
 		// Let the standard decoder say what is wrong and where.

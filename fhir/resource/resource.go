@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/promsgateway/gateway/fhir/spec"
 )
@@ -37,17 +38,49 @@ func ReadHeader(raw []byte) (Header, Object, error) {
 	if err != nil {
 		return Header{}, nil, err
 	}
+	h, err := readHeader(obj)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	return h, obj, nil
+}
+
+// ReadCompact returns raw without its insignificant whitespace, and its
+// header, checking raw is one UTF-8 JSON object in the one scan that
+// compacts it (ReadHeader and Compact scan it twice).
+func ReadCompact(raw []byte) ([]byte, Header, error) {
+	if !utf8.Valid(raw) {
+		return nil, Header{}, errNotUTF8
+	}
+	var b bytes.Buffer
+	b.Grow(len(raw))
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, Header{}, fmt.Errorf("invalid JSON: %w", err)
+	}
+	compact := b.Bytes()
+	obj, err := parseValid(compact)
+	if err != nil {
+		return nil, Header{}, err
+	}
+	h, err := readHeader(obj)
+	if err != nil {
+		return nil, Header{}, err
+	}
+	return compact, h, nil
+}
+
+func readHeader(obj Object) (Header, error) {
 	t, ok := obj.String("resourceType")
 	if !ok || t == "" {
-		return Header{}, nil, fmt.Errorf("resourceType is missing or not a string")
+		return Header{}, fmt.Errorf("resourceType is missing or not a string")
 	}
 	h := Header{Type: t}
 	if v, ok := obj.Get("id"); ok {
 		if err := json.Unmarshal(v, &h.ID); err != nil {
-			return Header{}, nil, fmt.Errorf("id is not a string")
+			return Header{}, fmt.Errorf("id is not a string")
 		}
 	}
-	return h, obj, nil
+	return h, nil
 }
 
 // Instant formats t as a FHIR instant with microsecond precision in UTC.
@@ -153,14 +186,15 @@ func tagSubsetted(obj Object) ([]byte, error) {
 // RewriteReferences returns raw with every Reference.reference string that
 // fn maps to a new value replaced, at any depth. Used to resolve urn:uuid and
 // conditional references inside transactions (R4 3.1.0.11.2).
+//
+// raw must be valid JSON, as every value json.Unmarshal takes out of a
+// document is (a Bundle entry's resource): the walk only splits it, and a
+// body without the bytes of a reference is returned unscanned. Its UTF-8
+// is not checked here; ReadCompact checks it.
 func RewriteReferences(raw []byte, fn func(string) (string, bool)) ([]byte, error) {
 	escapes := bytes.Contains(raw, []byte(`\u`)) // a key may be spelt "\u0072eference"
 	if !escapes && !bytes.Contains(raw, referenceKey) {
 		return raw, nil
-	}
-	// Validated once here; the walk below only splits valid JSON.
-	if err := validJSON(raw); err != nil {
-		return nil, err
 	}
 	out, _, err := rewrite(raw, fn, escapes)
 	return out, err

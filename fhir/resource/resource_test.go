@@ -44,6 +44,44 @@ func TestParseObjectRefuses(t *testing.T) {
 	}
 }
 
+func TestReadCompact(t *testing.T) {
+	tests := []struct {
+		name, in      string
+		want, typ, id string
+		err           string // a part of the error; "" for none
+	}{
+		{"compacts and reads the header", "{ \"resourceType\" : \"Patient\",\n \"id\":\"p1\", \"name\":[ {\"text\":\"a  b\"} ] }",
+			`{"resourceType":"Patient","id":"p1","name":[{"text":"a  b"}]}`, "Patient", "p1", ""},
+		{"no id", `{"resourceType":"Observation"}`, `{"resourceType":"Observation"}`, "Observation", "", ""},
+		{"keeps escapes and HTML as sent", `{"resourceType":"Basic","text":{"div":"<b>\u00e9</b>"}}`,
+			`{"resourceType":"Basic","text":{"div":"<b>\u00e9</b>"}}`, "Basic", "", ""},
+		{"not UTF-8", "{\"resourceType\":\"Patient\",\"x\":\"\xff\"}", "", "", "", "not UTF-8"},
+		{"not JSON", `{"resourceType":"Patient",}`, "", "", "", "invalid JSON: invalid character '}'"},
+		{"trailing bytes", `{"resourceType":"Patient"} {}`, "", "", "", "invalid JSON"},
+		{"not an object", `["Patient"]`, "", "", "", "expected a JSON object"},
+		{"duplicate key", `{"resourceType":"Patient","id":"a","id":"b"}`, "", "", "", "duplicate"},
+		{"no resourceType", `{"id":"a"}`, "", "", "", "resourceType is missing"},
+		{"id not a string", `{"resourceType":"Patient","id":7}`, "", "", "", "id is not a string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, h, err := ReadCompact([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v; want one saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want || h.Type != tc.typ || h.ID != tc.id {
+				t.Errorf("got %s %+v; want %s {Type:%s ID:%s}", got, h, tc.want, tc.typ, tc.id)
+			}
+		})
+	}
+}
+
 func TestCheckDepth(t *testing.T) {
 	tests := []struct {
 		in  string

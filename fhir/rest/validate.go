@@ -29,7 +29,7 @@ func (s *Server) readResource(body []byte, typ string, strictly bool) ([]byte, s
 	if err := resource.CheckDepth(body, s.cfg.MaxDepth); err != nil {
 		return nil, "", outcome.New(outcome.Invalid, "%v", err)
 	}
-	h, _, err := resource.ReadHeader(body)
+	compact, h, err := resource.ReadCompact(body)
 	if err != nil {
 		return nil, "", outcome.New(outcome.Invalid, "the body is not a FHIR JSON resource: %v", err)
 	}
@@ -40,13 +40,9 @@ func (s *Server) readResource(body []byte, typ string, strictly bool) ([]byte, s
 		return nil, "", outcome.At(outcome.Invalid, "value", h.Type+".id", "id %q is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)", h.ID)
 	}
 	if strictly {
-		if err := strict.Check(body); err != nil {
+		if err := strict.Check(compact); err != nil {
 			return nil, "", validationError(err)
 		}
-	}
-	compact, err := resource.Compact(body)
-	if err != nil {
-		return nil, "", outcome.New(outcome.Invalid, "invalid JSON: %v", err)
 	}
 	return compact, h.ID, nil
 }
