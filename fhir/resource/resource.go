@@ -52,12 +52,10 @@ func ReadCompact(raw []byte) ([]byte, Header, error) {
 	if !utf8.Valid(raw) {
 		return nil, Header{}, errNotUTF8
 	}
-	var b bytes.Buffer
-	b.Grow(len(raw))
-	if err := json.Compact(&b, raw); err != nil {
+	compact, err := Compact(raw)
+	if err != nil {
 		return nil, Header{}, fmt.Errorf("invalid JSON: %w", err)
 	}
-	compact := b.Bytes()
 	obj, err := parseValid(compact)
 	if err != nil {
 		return nil, Header{}, err
