@@ -226,8 +226,16 @@ func openSQLite(path string) (*sql.DB, error) {
 	// on busy_timeout instead of deadlocking on lock upgrade.
 	// The path is part of a URI: '%', '#' and '?' in it must be escaped or
 	// SQLite would open another file (and drop the pragmas after them).
+	// mmap_size maps the database file into each connection's address
+	// space, as far as this build's ceiling (SQLITE_MAX_MMAP_SIZE, just
+	// under 2 GiB): pages are then read from the kernel's page cache, which
+	// the connections share, without a pread and a copy into each
+	// connection's own cache. Measured on 110,000 resources at concurrency
+	// 32: gateway CPU per _include search 1,660 µs → 1,020 µs, per read by
+	// id 123 µs → 98 µs. An I/O error on a mapped page is a fault, not an
+	// error return, which is the trade SQLite documents for this pragma.
 	escaped := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
-	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-32768)&_txlock=immediate"
+	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-32768)&_pragma=mmap_size(2147418112)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
