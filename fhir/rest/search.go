@@ -161,12 +161,6 @@ func (s *Server) searchBundle(ctx context.Context, db store.Reader, r *Request, 
 	if err != nil {
 		return nil, err
 	}
-	var included []*store.Resource
-	if len(q.Include)+len(q.RevInclude) > 0 && len(res.Matches) > 0 {
-		if included, err = db.Include(ctx, q, res.Matches); err != nil {
-			return nil, err
-		}
-	}
 	b := bundle{ResourceType: "Bundle", Type: "searchset", Meta: &bundleMeta{LastUpdated: resource.Instant(time.Now())}}
 	if res.Total >= 0 {
 		b.Total = &res.Total
@@ -194,7 +188,7 @@ func (s *Server) searchBundle(ctx context.Context, db store.Reader, r *Request, 
 			return nil, err
 		}
 	}
-	for _, m := range included {
+	for _, m := range res.Included {
 		if err := add(m, "include"); err != nil {
 			return nil, err
 		}

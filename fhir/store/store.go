@@ -75,6 +75,10 @@ type SearchResult struct {
 	Next *search.Cursor
 	// Total counts all matches, or is -1 when the query asked for none.
 	Total int
+	// Included holds the resources that the query's _include and
+	// _revinclude reach from Matches (R4 3.1.1.5.6), without duplicates of
+	// Matches.
+	Included []*Resource
 }
 
 // HistoryQuery selects versions for the history interactions. Type and ID
@@ -111,7 +115,8 @@ type Reader interface {
 	// History returns versions newest first.
 	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
 	// Search returns one page of the live resources that meet q, in q's
-	// order (R4 3.1.1), with the cursor of the next page.
+	// order (R4 3.1.1), with the cursor of the next page and what the
+	// page's _include and _revinclude reach.
 	Search(ctx context.Context, q *search.Query) (*SearchResult, error)
 	// MatchTokens looks many token criteria up at once, as the conditional
 	// entries of a transaction need: for each, the ids of the live
@@ -120,9 +125,6 @@ type Reader interface {
 	// 3.1.1.4.4). System and Code are in index form (blinded where the
 	// parameter is).
 	MatchTokens(ctx context.Context, criteria []TokenMatch) ([][]string, error)
-	// Include returns the resources that the _include and _revinclude of q
-	// reach from matches (R4 3.1.1.5.6), without duplicates of matches.
-	Include(ctx context.Context, q *search.Query, matches []*Resource) ([]*Resource, error)
 }
 
 // Tx is a unit of work: everything done through it is committed together or

@@ -27,7 +27,10 @@ func (q *query) add(sql string, args ...any) {
 // Search implements store.Reader. On PostgreSQL a search whose SQL fixes
 // its plan (planIsFixed) runs on the pool that keeps one generic plan per
 // statement; the others on the pool that plans each with its values. On
-// SQLite the pools are one.
+// SQLite the pools are one. A search's includes are read under the same
+// admission: read outside it, they queued for a connection on the pool
+// that serves reads and writes, whose waiters database/sql serves in
+// random order.
 func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResult, error) {
 	from, gate := valuePlanPool, s.searchGate
 	if planIsFixed(q) {
@@ -67,11 +70,6 @@ func planIsFixed(q *search.Query) bool {
 		}
 	}
 	return true
-}
-
-// Include implements store.Reader.
-func (s *Store) Include(ctx context.Context, q *search.Query, matches []*store.Resource) ([]*store.Resource, error) {
-	return s.reader().Include(ctx, q, matches)
 }
 
 // versionJoin joins each candidate's current version row. A search's FROM
@@ -232,6 +230,19 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 			return nil, err
 		}
 		res.Matches = append(res.Matches, g.res)
+	}
+	if len(sq.Include)+len(sq.RevInclude) > 0 && len(res.Matches) > 0 {
+		// Includes are planned with their values (their IN lists and
+		// parameters differ from one search to the next) whichever pool
+		// the page came from; both gates together never hold more searches
+		// than that pool has connections.
+		inc := r
+		if inc.from == fixedPlanPool {
+			inc.from = valuePlanPool
+		}
+		if res.Included, err = inc.include(ctx, sq, res.Matches); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
@@ -897,11 +908,11 @@ func numberCondition(q *query, v search.Value) {
 	}
 }
 
-// Include implements store.Reader: _include follows the matches' reference
+// include reads what sq's _include and _revinclude reach: _include follows the matches' reference
 // parameters to their targets, _revinclude finds resources whose reference
 // parameters point at the matches; :iterate repeats on what was included,
 // up to three rounds.
-func (r reader) Include(ctx context.Context, sq *search.Query, matches []*store.Resource) ([]*store.Resource, error) {
+func (r reader) include(ctx context.Context, sq *search.Query, matches []*store.Resource) ([]*store.Resource, error) {
 	seen := map[string]bool{}
 	for _, m := range matches {
 		seen[m.Type+"/"+m.ID] = true
