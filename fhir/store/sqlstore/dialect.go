@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -279,8 +280,19 @@ func openPostgres(url, plans string, conns int) (*sql.DB, error) {
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
+	if plans == genericPlans {
+		// A generic plan lives as long as its connection, unless an
+		// ANALYZE of its tables invalidates it. Where autovacuum does not
+		// run, a plan made when a table was nearly empty would otherwise
+		// outlive the table's growth; new connections plan afresh.
+		db.SetConnMaxLifetime(genericPlanLifetime)
+	}
 	return db, nil
 }
+
+// genericPlanLifetime bounds how long a fixed-plan connection, and the
+// generic plans it holds, is kept.
+const genericPlanLifetime = 10 * time.Minute
 
 // isUniqueViolation reports a primary-key or unique-constraint failure.
 func isUniqueViolation(err error) bool {
