@@ -164,12 +164,22 @@ var commonIndexes = []string{
 	// Every index is paid for on every write (each dirties pages of its own),
 	// so the date, number and compartment indexes are partial: rows without
 	// such a value do not touch them.
-	`CREATE INDEX IF NOT EXISTS search_index_resource ON search_index (res_type, res_id)`,
+	// A resource's rows by parameter: what a write replaces, what a
+	// search's probes and includes read of each candidate. With param in
+	// the key they read the rows of that parameter alone instead of every
+	// row of the resource from the table (an Observation has eleven):
+	// SQLite's _include query took 200 → 142 µs, a code and date search
+	// 191 → 166 µs, on 110,000 resources.
+	`CREATE INDEX IF NOT EXISTS search_index_resource_param ON search_index (res_type, res_id, param)`,
 	`CREATE INDEX IF NOT EXISTS search_index_val ON search_index (res_type, param, val, sys)`,
 	`CREATE INDEX IF NOT EXISTS search_index_date ON search_index (res_type, param, dlow, dhigh) WHERE dlow IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS search_index_number ON search_index (res_type, param, nlow) WHERE nlow IS NOT NULL`,
 	`CREATE INDEX IF NOT EXISTS search_index_compartment ON search_index (val, res_type, res_id) WHERE param = '_compartment'`,
 }
+
+// retiredIndexes are dropped once the indexes that replace them exist:
+// search_index_resource (res_type, res_id) by search_index_resource_param.
+var retiredIndexes = []string{"search_index_resource"}
 
 // inList adds "col is one of values" to q as one parameter, so that the
 // statement's text (and its prepared statement) does not change with the

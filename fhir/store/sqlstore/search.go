@@ -51,7 +51,7 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResul
 // search: a reference or identifier equality drives it (a few index rows,
 // read by search_index_val), and every other clause is a token, reference,
 // uri, date, number or quantity probe on the candidates, which can only
-// read the candidate's rows by search_index_resource (see exists in
+// read the candidate's rows by search_index_resource_param (see exists in
 // clauseAt). Chains, _has, sorting, compartments and searches without such
 // a driver are planned with their values.
 func planIsFixed(q *search.Query) bool {
@@ -680,7 +680,7 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 		if match != nil {
 			q.add(" AND (")
 			if depth == 0 && typ == "" {
-				// A probe reads the candidate's rows by search_index_resource:
+				// A probe reads the candidate's rows by search_index_resource_param:
 				// its value and system are compared as expressions, which no
 				// index can serve, so that no plan (a generic one least of all,
 				// which takes every value for a rare one) reads the rows of

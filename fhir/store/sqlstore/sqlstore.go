@@ -169,6 +169,9 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
+	if err := dropRetired(ctx, tx, s.d.name == "postgres"); err != nil {
+		return fmt.Errorf("retired indexes: %w", err)
+	}
 	if s.d.name == "postgres" {
 		if err := postgresCollation(ctx, tx); err != nil {
 			return fmt.Errorf("collation: %w", err)
@@ -180,6 +183,28 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// dropRetired drops the retiredIndexes that still exist. On PostgreSQL it
+// looks first: DROP INDEX IF EXISTS takes its table's exclusive lock even
+// when there is nothing to drop (see missingObjects).
+func dropRetired(ctx context.Context, tx *sql.Tx, postgres bool) error {
+	for _, name := range retiredIndexes {
+		if postgres {
+			var exists bool
+			if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				continue
+			}
+		}
+		// The name is ours, from retiredIndexes.
+		if _, err := tx.ExecContext(ctx, `DROP INDEX IF EXISTS `+name); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ddlName finds the table or index a schema statement creates.
@@ -266,14 +291,15 @@ func postgresCollation(ctx context.Context, tx *sql.Tx) error {
 // tables have in use (rows, then rows per distinct prefix of the index's
 // columns), in the format of sqlite_stat1. Without statistics SQLite
 // guesses ten rows per value of any indexed column, and so prefers
-// search_index_resource (res_type, res_id), which returns res_id in order,
+// search_index_resource_param (res_type, res_id, param), which returns
+// res_id in order,
 // over search_index_val for an identifier lookup: every conditional update
 // then read every index row of its type (measured: 4 ms per lookup after
 // 300 imported records, growing with the data). SQLite documents writing
 // sqlite_stat1 by hand for exactly this; a later ANALYZE replaces these
 // figures with measured ones.
 var sqlitePlannerStats = [][3]string{
-	{"search_index", "search_index_resource", "1000000 100000 20"},
+	{"search_index", "search_index_resource_param", "1000000 100000 20 2"},
 	{"search_index", "search_index_val", "1000000 100000 5000 3 2"},
 	{"search_index", "search_index_date", "300000 100000 5000 10 5"},
 	{"search_index", "search_index_number", "100000 50000 5000 10"},

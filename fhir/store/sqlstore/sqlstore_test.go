@@ -333,7 +333,7 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 
 // TestPostgresProbesReadTheCandidate checks the plan PostgreSQL gives a
 // search of the generic-plan pool once it plans it generically: each probe
-// must read the candidate's own rows (search_index_resource), never the
+// must read the candidate's own rows (search_index_resource_param), never the
 // rows of its value (search_index_val), which for a common code are every
 // Observation of it. Written with plain equalities, the generic plan took
 // the code for a rare one and read the value's rows for each candidate.
@@ -481,7 +481,7 @@ func TestSQLiteDropsValueSamples(t *testing.T) {
 		return strings.Join(out, "\n")
 	}
 	measured := stats(s)
-	if !strings.Contains(measured, "search_index search_index_resource 300 ") {
+	if !strings.Contains(measured, "search_index search_index_resource_param 300 ") {
 		t.Fatalf("ANALYZE did not measure search_index:\n%s", measured)
 	}
 	s.Close()
@@ -495,5 +495,82 @@ func TestSQLiteDropsValueSamples(t *testing.T) {
 	}
 	if got := stats(s); got != measured {
 		t.Errorf("sqlite_stat1 after Open:\n%s\nwant what ANALYZE measured:\n%s", got, measured)
+	}
+}
+
+// A database of the earlier schema, with search_index_resource (res_type,
+// res_id), comes out of Open with search_index_resource_param in its place,
+// and its rows still serve probes and includes.
+func TestRetiredIndexIsReplaced(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := filepath.Join(t.TempDir(), "gateway.db")
+			if engine == "postgres" {
+				dsn = storetest.PostgresDSN(t)
+			}
+			seal := envelope(t)
+			indexes := func(s *sqlstore.Store) map[string]bool {
+				q := `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'search_index'`
+				if engine == "postgres" {
+					q = `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'search_index'`
+				}
+				rows, err := s.DB().QueryContext(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				out := map[string]bool{}
+				for rows.Next() {
+					var n string
+					if err := rows.Scan(&n); err != nil {
+						t.Fatal(err)
+					}
+					out[n] = true
+				}
+				return out
+			}
+			s, err := sqlstore.Open(ctx, dsn, seal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`)
+			if err := s.InTx(ctx, func(tx store.Tx) error {
+				if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: "p1", Body: []byte(`{"resourceType":"Patient"}`), Method: "PUT"}); err != nil {
+					return err
+				}
+				rows, _ := search.R4().Extract("Observation", body)
+				_, _, err := tx.Put(ctx, store.Write{Type: "Observation", ID: "o1", Body: body, Method: "PUT", Index: rows})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// Make it look like a database of the earlier schema.
+			for _, q := range []string{`DROP INDEX search_index_resource_param`, `CREATE INDEX search_index_resource ON search_index (res_type, res_id)`} {
+				if _, err := s.DB().ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := indexes(s); !got["search_index_resource"] || got["search_index_resource_param"] {
+				t.Fatalf("the test did not restore the earlier index: %v", got)
+			}
+			s.Close()
+			if s, err = sqlstore.Open(ctx, dsn, seal); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if got := indexes(s); got["search_index_resource"] || !got["search_index_resource_param"] {
+				t.Errorf("after Open the indexes are %v", got)
+			}
+			q, err := search.R4().Parse("Observation", url.Values{"patient": {"Patient/p1"}, "status": {"final"}, "_include": {"Observation:patient"}}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Count = 10
+			res, err := s.Search(ctx, q)
+			if err != nil || len(res.Matches) != 1 || len(res.Included) != 1 || res.Included[0].ID != "p1" {
+				t.Errorf("search after the migration: %v, %+v", err, res)
+			}
+		})
 	}
 }
