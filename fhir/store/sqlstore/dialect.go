@@ -267,10 +267,17 @@ const (
 // the main pool keeps the server's default, searches whose plan depends on
 // their values are planned with them, and searches whose SQL fixes the
 // plan keep one generic plan (see Store.Search).
-func openPostgres(url, plans string, conns int) (*sql.DB, error) {
+//
+// settings are further session settings, which the URL's own override.
+func openPostgres(url, plans string, conns int, settings ...string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
+	}
+	for i := 0; i+1 < len(settings); i += 2 {
+		if _, set := cfg.RuntimeParams[settings[i]]; !set {
+			cfg.RuntimeParams[settings[i]] = settings[i+1]
+		}
 	}
 	// JIT compilation costs hundreds of milliseconds to seconds and pays
 	// off only for long analytical queries; on the gateway's short queries
