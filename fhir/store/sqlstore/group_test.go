@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +197,67 @@ func TestSQLiteLeaderThatExitsHandsOn(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the transaction behind a leader that exited never ran")
+	}
+}
+
+// A group in which no transaction fails runs each once; one in which a
+// transaction fails runs again, with savepoints, from the start: the
+// failing one and those before it run twice, and each of the others is
+// committed once.
+func TestSQLiteGroupRunsAgainOnlyOnFailure(t *testing.T) {
+	for _, failing := range []int{-1, 2} {
+		t.Run(fmt.Sprint("failing ", failing), func(t *testing.T) {
+			s, _ := openSQLite(t)
+			ctx := context.Background()
+			release := make(chan struct{})
+			var first sync.WaitGroup
+			first.Add(1)
+			go func() {
+				defer first.Done()
+				s.InTx(ctx, func(tx store.Tx) error { <-release; return nil })
+			}()
+			time.Sleep(50 * time.Millisecond)
+			const n = 6
+			var runs [n]atomic.Int32
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.InTx(ctx, func(tx store.Tx) error {
+						runs[i].Add(1)
+						if _, _, err := tx.Put(ctx, store.Write{Type: "Patient", ID: fmt.Sprint("p", i), Body: []byte(`{"resourceType":"Patient"}`), Method: "PUT"}); err != nil {
+							return err
+						}
+						if i == failing {
+							return errors.New("fails")
+						}
+						return nil
+					})
+				}()
+			}
+			time.Sleep(100 * time.Millisecond) // all queued behind the first
+			close(release)
+			wg.Wait()
+			first.Wait()
+			for i := range n {
+				got := runs[i].Load()
+				switch {
+				case failing < 0 && got != 1:
+					t.Errorf("transaction %d ran %d times in a group where none failed; want 1", i, got)
+				case i == failing && got != 2:
+					t.Errorf("the failing transaction ran %d times; want 2 (without, then with savepoints)", got)
+				case got < 1 || got > 2:
+					t.Errorf("transaction %d ran %d times; want once, or twice if it ran before the failure", i, got)
+				}
+				res, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: fmt.Sprint("p", i)})
+				switch {
+				case i == failing && err == nil && len(res.Versions) > 0:
+					t.Errorf("the failed transaction %d is stored", i)
+				case i != failing && (err != nil || len(res.Versions) != 1):
+					t.Errorf("transaction %d: history %v, %v; want one version", i, res, err)
+				}
+			}
+		})
 	}
 }
