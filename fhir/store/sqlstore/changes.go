@@ -133,7 +133,7 @@ func (f *changeFeed) postgres() bool { return f.s.d.name == "postgres" }
 // poll (and for the gap lookups by seq), so the generic plan it keeps is
 // right whatever the table's size was when it was made.
 func feedDB(dsn string) (*sql.DB, error) {
-	return openPostgres(dsn, genericPlans, 1, "enable_seqscan", "off", "enable_sort", "off")
+	return openPostgres(dsn, genericPlans, 1, map[string]string{"enable_seqscan": "off", "enable_sort": "off"})
 }
 
 // close closes the feed's own connection, if it has one.

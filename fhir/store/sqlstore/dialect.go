@@ -272,14 +272,14 @@ const (
 // plan keep one generic plan (see Store.Search).
 //
 // settings are further session settings, which the URL's own override.
-func openPostgres(url, plans string, conns int, settings ...string) (*sql.DB, error) {
+func openPostgres(url, plans string, conns int, settings map[string]string) (*sql.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres url: %w", err)
 	}
-	for i := 0; i+1 < len(settings); i += 2 {
-		if _, set := cfg.RuntimeParams[settings[i]]; !set {
-			cfg.RuntimeParams[settings[i]] = settings[i+1]
+	for k, v := range settings {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
 		}
 	}
 	// JIT compilation costs hundreds of milliseconds to seconds and pays

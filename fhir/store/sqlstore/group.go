@@ -156,8 +156,9 @@ func (s *Store) lead() {
 	}
 }
 
-// runGroup runs group in one transaction, which it keeps in *sqlTx while
-// it is open, and commits it. Without savepoints it stops at the first
+// runGroup runs group in one transaction, which it keeps in *sqlTx for
+// lead to roll back should it end abnormally (a rollback after the commit
+// or a rollback does nothing), and commits it. Without savepoints it stops at the first
 // transaction that fails, rolls back and reports false, having ended none
 // of them, unless that transaction is the group's only one.
 func (s *Store) runGroup(group []*request, savepoints bool, sqlTx **sql.Tx) bool {
@@ -190,14 +191,12 @@ func (s *Store) runGroup(group []*request, savepoints bool, sqlTx **sql.Tx) bool
 			// The savepoint could not be undone: nothing of the shared
 			// transaction can be trusted.
 			tx.Rollback()
-			*sqlTx = nil
 			r.end(err)
 			finish(group[i:], errBrokenGroup)
 			finish(committed, errBrokenGroup)
 			return true
 		case !savepoints:
 			tx.Rollback()
-			*sqlTx = nil
 			if len(group) == 1 {
 				r.end(err)
 				return true
@@ -208,7 +207,6 @@ func (s *Store) runGroup(group []*request, savepoints bool, sqlTx **sql.Tx) bool
 		}
 	}
 	err = tx.Commit()
-	*sqlTx = nil
 	s.commits.Add(1)
 	// A failed commit may still have committed: forget what it wrote.
 	if s.cache != nil {

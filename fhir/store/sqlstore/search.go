@@ -908,10 +908,10 @@ func numberCondition(q *query, v search.Value) {
 	}
 }
 
-// include reads what sq's _include and _revinclude reach: _include follows the matches' reference
-// parameters to their targets, _revinclude finds resources whose reference
-// parameters point at the matches; :iterate repeats on what was included,
-// up to three rounds.
+// include reads what sq's _include and _revinclude reach: _include
+// follows the matches' reference parameters to their targets, _revinclude
+// finds resources whose reference parameters point at the matches;
+// :iterate repeats on what was included, up to three rounds.
 func (r reader) include(ctx context.Context, sq *search.Query, matches []*store.Resource) ([]*store.Resource, error) {
 	seen := map[string]bool{}
 	for _, m := range matches {

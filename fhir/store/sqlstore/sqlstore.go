@@ -95,13 +95,14 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		d = postgresDialect
 		// 48 connections in all, as many as writes and searches at
-		// concurrency 32 on two cores keep busy.
-		db, err = openPostgres(dsn, cachedPlans, 24)
+		// concurrency 32 on two cores keep busy (and the read cache's
+		// change feed has one of its own: feedDB).
+		db, err = openPostgres(dsn, cachedPlans, 24, nil)
 		if err == nil {
-			searchDB, err = openPostgres(dsn, valuePlans, 8)
+			searchDB, err = openPostgres(dsn, valuePlans, 8, nil)
 		}
 		if err == nil {
-			fixedDB, err = openPostgres(dsn, genericPlans, 16)
+			fixedDB, err = openPostgres(dsn, genericPlans, 16, nil)
 		}
 		// Four searches at a time per pool: on two cores more running
 		// PostgreSQL backends only take turns with each other (measured at
