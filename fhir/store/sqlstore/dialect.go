@@ -248,8 +248,13 @@ func openSQLite(path string) (*sql.DB, error) {
 	// temp_store keeps statement journals and the temporary B-trees of
 	// DISTINCT and ORDER BY in memory instead of in temporary files, whose
 	// writes were system calls on the write path.
+	// synchronous(FULL) syncs the log at each commit (one per group): a
+	// commit InTx reports survives a power cut, not only a crash of the
+	// process, as NORMAL's would (it syncs only at checkpoints); a sync
+	// took 0.26 ms here. wal_autocheckpoint(0) leaves checkpoints to the
+	// Store's checkpointer (checkpoint.go).
 	escaped := strings.NewReplacer("%", "%25", "#", "%23", "?", "%3f").Replace(path)
-	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-32768)&_pragma=mmap_size(2147418112)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+	dsn := "file:" + escaped + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-32768)&_pragma=mmap_size(2147418112)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

@@ -73,6 +73,8 @@ type Store struct {
 	queued  []*request
 	// commits counts the commits of grouped transactions.
 	commits atomic.Int64
+	// ckpt runs SQLite's checkpoints (checkpoint.go).
+	ckpt *checkpointer
 
 	// cache, when EnableReadCache set it, serves reads by id; the change
 	// feed goroutine keeps it coherent until stopFeed.
@@ -142,6 +144,12 @@ func Open(ctx context.Context, dsn string, seal Sealer) (*Store, error) {
 		if _, err := s.reader().prepared(ctx, q); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open store: prepare: %w", err)
+		}
+	}
+	if d.name == "sqlite" {
+		if s.ckpt, err = startCheckpointer(dsn, s.writer, checkpointEvery); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open store: checkpointer: %w", err)
 		}
 	}
 	return s, nil
@@ -359,6 +367,9 @@ func (s *Store) Close() error {
 	if s.stopFeed != nil {
 		s.stopFeed()
 		<-s.feedDone
+	}
+	if s.ckpt != nil {
+		s.ckpt.close()
 	}
 	s.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	return s.closePools()

@@ -1,0 +1,107 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+type plainSealer struct{}
+
+func (plainSealer) Seal(_ context.Context, p, _ []byte) ([]byte, error) { return p, nil }
+func (plainSealer) Open(_ context.Context, s, _ []byte) ([]byte, error) { return s, nil }
+
+// A writer that never stops still lets the log start again: the -wal file
+// stays a small part of what was written, and every resource written is
+// in the database file once the store is closed.
+func TestCheckpointsKeepTheLogShortUnderConstantWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gw.db")
+	s, err := Open(context.Background(), path, plainSealer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ckpt.close()
+	if s.ckpt, err = startCheckpointer(path, s.writer, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := s.ckpt
+	var (
+		stop    atomic.Bool
+		written atomic.Int64
+		maxWAL  int64
+		wg      sync.WaitGroup
+	)
+	body := []byte(`{"resourceType":"Basic","code":{"text":"x"}}`)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; !stop.Load(); n++ {
+				err := s.InTx(context.Background(), func(tx store.Tx) error {
+					for i := 0; i < 20; i++ {
+						id := fmt.Sprintf("w%d-%d-%d", w, n, i)
+						if _, _, err := tx.Put(context.Background(), store.Write{Type: "Basic", ID: id, NewID: true, Method: "POST", Body: body}); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				written.Add(20)
+			}
+		}()
+	}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > maxWAL {
+			maxWAL = fi.Size()
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	db, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	turns := ckpt.turns.Load()
+	t.Logf("%d resources written; -wal file at most %d bytes, database file %d bytes; %d checkpoints copied all they found, %d held the writer's turn",
+		written.Load(), maxWAL, db.Size(), ckpt.full.Load(), turns)
+	// Without the second checkpoint of each turn the log never started
+	// again here: the -wal file grew to several times the database file.
+	if maxWAL > db.Size()/2 {
+		t.Errorf("the -wal file reached %d bytes, against %d in the database file: the log did not start again", maxWAL, db.Size())
+	}
+	// Idle, the checkpointer takes the writer's turn at most once more
+	// (for what the last writes left).
+	time.Sleep(5 * ckpt.every)
+	if n := ckpt.turns.Load(); n > turns+1 {
+		t.Errorf("idle, the checkpointer took the writer's turn %d more times", n-turns)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing written is lost to the checkpoints.
+	s, err = Open(context.Background(), path, plainSealer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int64
+	if err := s.db.QueryRow(`SELECT COUNT(*) FROM resource_current WHERE type = 'Basic'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != written.Load() {
+		t.Errorf("%d resources in the database, %d written", n, written.Load())
+	}
+}
