@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	fhir "github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -21,6 +22,28 @@ import (
 func (b *builder) questionnaire(in *proms.Instrument) (string, error) {
 	canonical := b.base + "/Questionnaire/" + in.ID
 	id := b.localID("questionnaire", in.ID+"-"+in.Version)
+	key := canonical + "|" + in.Version
+	raw, ok := definitions.Load(key)
+	if !ok {
+		built, err := b.buildQuestionnaire(in, canonical, id)
+		if err != nil {
+			return "", err
+		}
+		raw, _ = definitions.LoadOrStore(key, built)
+	}
+	if _, err := b.put("Questionnaire", id, raw.(json.RawMessage)); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// definitions memoises each Questionnaire's JSON by canonical URL and
+// version: an instrument version's definition never changes (package
+// proms), and every record with responses names one, so building it again
+// for each was a thirtieth of the records pipeline's CPU.
+var definitions sync.Map
+
+func (b *builder) buildQuestionnaire(in *proms.Instrument, canonical string, id fhir.Identifier) (json.RawMessage, error) {
 	q := fhir.Questionnaire{
 		Meta:        profile("UKCore-Questionnaire"),
 		Url:         str(canonical),
@@ -53,14 +76,7 @@ func (b *builder) questionnaire(in *proms.Instrument) (string, error) {
 		}
 		items = append(items, qi)
 	}
-	raw, err := withItems(q, items)
-	if err != nil {
-		return "", err
-	}
-	if _, err := b.put("Questionnaire", id, raw); err != nil {
-		return "", err
-	}
-	return canonical + "|" + in.Version, nil
+	return withItems(q, items)
 }
 
 // timepoint codes when a response was given (pre-op, post-op-6m, ...):
