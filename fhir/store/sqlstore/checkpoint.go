@@ -47,11 +47,13 @@ type checkpointer struct {
 	every  time.Duration
 	stop   context.CancelFunc
 	done   chan struct{}
-	// logged is the length of the log after the last turn's checkpoint.
-	logged int64
-	// full counts the checkpoints that copied back the whole log they
-	// found, and turns those that held the writer's turn, for tests.
-	full, turns atomic.Int64
+	// logged is the length of the log after the last turn's checkpoint,
+	// seen the length the last checkpoint found.
+	logged, seen int64
+	// For tests: turns counts the checkpoints that held the writer's
+	// turn, restarts the times a checkpoint found the log shorter than
+	// the one before it did (it had started again).
+	turns, restarts atomic.Int64
 }
 
 // startCheckpointer opens the checkpointer's connection to the database
@@ -122,9 +124,10 @@ func (c *checkpointer) checkpoint(ctx context.Context) (logged int64, err error)
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logged, &copied); err != nil {
 		return 0, fmt.Errorf("wal_checkpoint: %w", err)
 	}
-	if logged > 0 && copied == logged {
-		c.full.Add(1)
+	if logged < c.seen {
+		c.restarts.Add(1)
 	}
+	c.seen = logged
 	return logged, nil
 }
 
