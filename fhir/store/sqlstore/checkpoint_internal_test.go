@@ -11,18 +11,20 @@ import (
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/store"
+	"github.com/promsgateway/gateway/vault"
+	"github.com/promsgateway/gateway/vault/devkeystore"
 )
-
-type plainSealer struct{}
-
-func (plainSealer) Seal(_ context.Context, p, _ []byte) ([]byte, error) { return p, nil }
-func (plainSealer) Open(_ context.Context, s, _ []byte) ([]byte, error) { return s, nil }
 
 // Writers that never stop still let the log start again, and every
 // resource written is in the database once the store is closed.
 func TestCheckpointsRestartTheLogUnderConstantWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "gw.db")
-	s, err := Open(context.Background(), path, plainSealer{})
+	ks, err := devkeystore.Open(filepath.Join(t.TempDir(), "keys.json"), false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := vault.NewEnvelope(ks)
+	s, err := Open(context.Background(), path, seal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +94,7 @@ func TestCheckpointsRestartTheLogUnderConstantWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing written is lost to the checkpoints.
-	s, err = Open(context.Background(), path, plainSealer{})
+	s, err = Open(context.Background(), path, seal)
 	if err != nil {
 		t.Fatal(err)
 	}
