@@ -592,7 +592,7 @@ func (s *Server) tokenCriterion(ctx context.Context, typ string, q url.Values) (
 		return store.TokenMatch{}, false
 	}
 	c := sq.Where[0]
-	if c.Type != "token" || c.Modifier != "" || c.Missing != nil || c.Next != nil || len(c.Values) != 1 || strings.HasPrefix(c.Code, "_") {
+	if c.Type != "token" || c.Modifier != "" || c.Missing != nil || c.Next != nil || len(c.Values) != 1 || strings.HasPrefix(c.Code, "_") || len(c.IndexParams()) != 1 {
 		return store.TokenMatch{}, false
 	}
 	v := c.Values[0]

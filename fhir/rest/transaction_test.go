@@ -142,3 +142,28 @@ func TestBatch(t *testing.T) {
 		}
 	})
 }
+
+// A conditional entry on a parameter whose rows are kept under others
+// (combo-code: code and component-code) matches as a search would.
+func TestTransactionConditionalOnUnionParameter(t *testing.T) {
+	forEachEngine(t, nil, func(t *testing.T, g *gateway) {
+		expect(t, g.do("PUT", "/Observation/bp", `{"resourceType":"Observation","id":"bp","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+			"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":128}}]}`), 201)
+		entry := func(criteria string) string {
+			return `{"resource":{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}},
+				"request":{"method":"POST","url":"Observation","ifNoneExist":"` + criteria + `"}}`
+		}
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` + entry("combo-code=http://loinc.org|8480-6") + `,` + entry("combo-code=http://loinc.org|0000-0") + `]}`
+		r := g.do("POST", "", tx)
+		expect(t, r, 200)
+		es := entries(t, r)
+		for i, want := range []string{"200 OK", "201 Created"} {
+			if got := field(es[i], "response", "status"); got != want {
+				t.Errorf("entry %d status %v; want %s", i, got, want)
+			}
+		}
+		if id := field(es[0], "resource", "id"); id != "bp" {
+			t.Errorf("the matching entry names %v; want bp", id)
+		}
+	})
+}

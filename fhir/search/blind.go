@@ -407,6 +407,9 @@ func collectBlind(c *Clause, b *batch) {
 // the query is blinded, each of such a clause's values names its
 // parameter (Value.Param).
 func (c *Clause) IndexParams() []string {
+	if c.parts != nil {
+		return c.parts
+	}
 	if c.blind == blindName && c.Code == "name" {
 		if parts := nameParts[c.blindType]; parts != nil {
 			return append([]string{c.Code}, parts...)

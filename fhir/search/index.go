@@ -62,20 +62,32 @@ func (r *Registry) Extract(typ string, body []byte) (rows []Row, errs []error) {
 		if skipAbsent && !present(pl.roots, names) {
 			continue // none of the elements the expression starts from is present
 		}
-		vals, err := pl.expr.Evaluate(env, fhirpath.Collection{res})
+		prows, err := paramRows(p, pl.expr, env, res)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.Code, err))
 			continue
 		}
-		for _, v := range vals {
-			if p.Type == "composite" {
-				rows = append(rows, compositeRows(p, env, v)...)
-				continue
-			}
-			rows = append(rows, rowsFor(p, v)...)
-		}
+		rows = append(rows, prows...)
 	}
 	return append(rows, compartmentRows(typ, rows)...), errs
+}
+
+// paramRows evaluates p's expression (expr, narrowed to the resource's
+// type) on res and returns p's index rows.
+func paramRows(p *Param, expr *fhirpath.Expression, env *fhirpath.Environment, res fhirpath.Value) ([]Row, error) {
+	vals, err := expr.Evaluate(env, fhirpath.Collection{res})
+	if err != nil {
+		return nil, err
+	}
+	var rows []Row
+	for _, v := range vals {
+		if p.Type == "composite" {
+			rows = append(rows, compositeRows(p, env, v)...)
+			continue
+		}
+		rows = append(rows, rowsFor(p, v)...)
+	}
+	return rows, nil
 }
 
 // skipAbsent enables mayApply; the tests turn it off to prove it changes
@@ -101,6 +113,9 @@ func (r *Registry) extractionPlan(typ string) []planned {
 	for _, p := range r.ForType(typ) {
 		if !p.Indexed() || p.Code == "_id" || p.Code == "_lastUpdated" {
 			continue // _id and _lastUpdated are columns of the store
+		}
+		if unions[typ][p.Code] != nil {
+			continue // its rows are its parts' (union.go)
 		}
 		expr, err := r.expression(p, typ)
 		if err != nil || expr == nil {

@@ -59,6 +59,10 @@ type Clause struct {
 	Targets []string
 	HasType string
 
+	// parts are the parameters whose rows a union's clause reads
+	// (union.go); nil for every other parameter.
+	parts []string
+
 	// blind says how a protected parameter's values are digested
 	// (blind.go), for resources of blindType; blinded is set once they are.
 	blind     blindKind
@@ -94,6 +98,9 @@ type SortKey struct {
 	Code string
 	Type string
 	Desc bool
+	// Params are the parameters whose index rows give the sort values
+	// (IndexParams).
+	Params []string
 }
 
 // Include is an _include or _revinclude: resources of SourceType whose
@@ -349,6 +356,7 @@ func (r *Registry) parseNamed(typ, name, value string, depth int) (Clause, error
 	if err := markBlind(typ, &c); err != nil {
 		return Clause{}, err
 	}
+	c.parts = unions[typ][c.Code]
 	return c, nil
 }
 
@@ -625,7 +633,7 @@ func (r *Registry) parseSort(typ, spec string) ([]SortKey, error) {
 		if Protected(typ, k) {
 			return nil, invalid("_sort", "cannot sort %s by %q: it is stored as a blind index (keyed digest), which has no order", typ, k)
 		}
-		keys = append(keys, SortKey{Code: k, Type: p.Type, Desc: desc})
+		keys = append(keys, SortKey{Code: k, Type: p.Type, Desc: desc, Params: IndexParams(typ, k)})
 	}
 	return keys, nil
 }

@@ -474,8 +474,14 @@ func sortKeys(q *search.Query) []sortKey {
 			if k.Desc {
 				sentinel = map[string]string{"text": "''", "int": "-9223372036854775807", "float": "-1e308"}[kind]
 			}
-			sk.sql = fmt.Sprintf("COALESCE((SELECT %s(%s) FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND s.param = ?), %s)", agg, col, sentinel)
-			sk.args, sk.kind = []any{k.Code}, kind
+			params := k.Params
+			if len(params) == 0 {
+				params = []string{k.Code}
+			}
+			var cond query
+			paramsCondition(&cond, params)
+			sk.sql = fmt.Sprintf("COALESCE((SELECT %s(%s) FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND %s), %s)", agg, col, cond.b.String(), sentinel)
+			sk.args, sk.kind = cond.args, kind
 		}
 		keys = append(keys, sk)
 	}
@@ -718,7 +724,11 @@ var probeColumns = regexp.MustCompile(`\bs\.(val|sys)\b`)
 
 // paramCondition limits index rows s to the parameters of clause c.
 func paramCondition(q *query, c search.Clause) {
-	params := c.IndexParams()
+	paramsCondition(q, c.IndexParams())
+}
+
+// paramsCondition limits index rows s to params.
+func paramsCondition(q *query, params []string) {
 	if len(params) == 1 {
 		q.add("s.param = ?", params[0])
 		return

@@ -868,6 +868,16 @@ func testChains(t *testing.T, s store.Store) {
 		{"Observation", "code-value-quantity=http://snomed.info/sct|273335000$ge40", []string{"ohs"}},
 		{"Observation", "code-value-quantity=273335000$lt40", nil},
 		{"Observation", "combo-code-value-quantity=http://loinc.org|8480-6$128", []string{"bp"}},
+		// The combo-* parameters read their parts' rows (search.IndexParams).
+		{"Observation", "combo-code-value-quantity=http://snomed.info/sct|273335000$42", []string{"ohs"}},
+		{"Observation", "combo-code=http://loinc.org|8480-6", []string{"bp"}},
+		{"Observation", "combo-code=http://snomed.info/sct|273335000", []string{"o1", "ohs"}},
+		{"Observation", "combo-code:not=http://snomed.info/sct|273335000", []string{"bp", "o2"}},
+		{"Observation", "combo-value-quantity=gt100", []string{"bp"}},
+		{"Observation", "combo-value-quantity=42", []string{"ohs"}},
+		{"Observation", "combo-value-quantity:missing=true", []string{"o1", "o2"}},
+		{"Observation", "combo-code=http://loinc.org|85354-9,http://snomed.info/sct|1234&_sort=combo-code", []string{"o2", "bp"}},
+		{"Observation", "combo-code=http://loinc.org|85354-9,http://snomed.info/sct|1234&_sort=-combo-code", []string{"bp", "o2"}},
 	}...)
 	runSearches(t, s, tests)
 }
