@@ -5,7 +5,7 @@ package search
 // index rows for one are exactly the rows of the other two: Observation's
 // combo-* parameters are its own element's parameter together with the
 // component's (combo-code is code | component-code). Their rows are kept
-// once, under the parts: an Observation writes about a quarter fewer index
+// once, under the parts: an Observation writes about a fifth fewer index
 // rows. A clause, a :missing or a sort on a union reads the parts' rows
 // (Clause.IndexParams, SortKey.Params), which give the same matches and
 // the same sort values. TestUnionsAreUnions checks every entry against the
