@@ -876,6 +876,7 @@ func testChains(t *testing.T, s store.Store) {
 		{"Observation", "combo-value-quantity=gt100", []string{"bp"}},
 		{"Observation", "combo-value-quantity=42", []string{"ohs"}},
 		{"Observation", "combo-value-quantity:missing=true", []string{"o1", "o2"}},
+		{"Patient", "_has:Observation:subject:combo-code=273335000", []string{"a"}},
 		{"Observation", "combo-code=http://loinc.org|85354-9,http://snomed.info/sct|1234&_sort=combo-code", []string{"o2", "bp"}},
 		{"Observation", "combo-code=http://loinc.org|85354-9,http://snomed.info/sct|1234&_sort=-combo-code", []string{"bp", "o2"}},
 	}...)
