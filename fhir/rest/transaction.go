@@ -545,7 +545,9 @@ func (s *Server) lookupConditionals(ctx context.Context, db store.Reader, plans 
 	// what a conditional entry does with it is serialised by its row lock.
 	// Only criteria that match nothing (and so would create) are locked,
 	// all in one sorted call, so that transactions sharing them cannot
-	// deadlock, and then looked up again under the lock.
+	// deadlock, and then looked up again under the lock, unless the
+	// transaction is serialised already (SQLite): then no other writer
+	// can have changed what the first lookup found.
 	var simple []*cond
 	for _, c := range conds {
 		if c.simple {
@@ -577,7 +579,7 @@ func (s *Server) lookupConditionals(ctx context.Context, db store.Reader, plans 
 	if err := tx.LockCriteria(ctx, keys...); err != nil {
 		return err
 	}
-	if len(again) > 0 {
+	if len(again) > 0 && !tx.Serialized() {
 		return lookup(again)
 	}
 	return nil

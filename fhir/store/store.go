@@ -146,6 +146,10 @@ type Tx interface {
 	// call are locked in sorted order; a deadlock between calls is a
 	// retryable failure of InTx.
 	LockCriteria(ctx context.Context, keys ...string) error
+	// Serialized reports that the transaction holds the database's only
+	// write lock (SQLite): no other writer runs until it ends, so what it
+	// has read stays true and LockCriteria has nothing to wait for.
+	Serialized() bool
 }
 
 // Store is the resource store.

@@ -808,6 +808,11 @@ func (t *tx) lock(ctx context.Context, typ, id string) (version int64, deleted b
 	return version, del != 0, nil
 }
 
+// Serialized implements store.Tx: true on SQLite, whose write
+// transactions take the database's write lock at BEGIN IMMEDIATE (and run
+// one after another in a group).
+func (t *tx) Serialized() bool { return t.s.d.name != "postgres" }
+
 // LockCriteria implements store.Tx. On PostgreSQL it is a transaction-scoped
 // advisory lock on a 64-bit hash of key (a collision only serialises two
 // unrelated writes); on SQLite the write lock taken at BEGIN IMMEDIATE
