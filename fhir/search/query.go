@@ -98,9 +98,6 @@ type SortKey struct {
 	Code string
 	Type string
 	Desc bool
-	// Params are the parameters whose index rows give the sort values
-	// (IndexParams).
-	Params []string
 }
 
 // Include is an _include or _revinclude: resources of SourceType whose
@@ -633,7 +630,7 @@ func (r *Registry) parseSort(typ, spec string) ([]SortKey, error) {
 		if Protected(typ, k) {
 			return nil, invalid("_sort", "cannot sort %s by %q: it is stored as a blind index (keyed digest), which has no order", typ, k)
 		}
-		keys = append(keys, SortKey{Code: k, Type: p.Type, Desc: desc, Params: IndexParams(typ, k)})
+		keys = append(keys, SortKey{Code: k, Type: p.Type, Desc: desc})
 	}
 	return keys, nil
 }

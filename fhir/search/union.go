@@ -7,7 +7,7 @@ package search
 // component's (combo-code is code | component-code). Their rows are kept
 // once, under the parts: an Observation writes about a fifth fewer index
 // rows. A clause, a :missing or a sort on a union reads the parts' rows
-// (Clause.IndexParams, SortKey.Params), which give the same matches and
+// (Clause.IndexParams, IndexParams), which give the same matches and
 // the same sort values. TestUnionsAreUnions checks every entry against the
 // embedded definitions and against the rows of the official examples.
 var unions = map[string]map[string][]string{

@@ -474,12 +474,8 @@ func sortKeys(q *search.Query) []sortKey {
 			if k.Desc {
 				sentinel = map[string]string{"text": "''", "int": "-9223372036854775807", "float": "-1e308"}[kind]
 			}
-			params := k.Params
-			if len(params) == 0 {
-				params = []string{k.Code}
-			}
 			var cond query
-			paramsCondition(&cond, params)
+			paramsCondition(&cond, search.IndexParams(q.Type, k.Code))
 			sk.sql = fmt.Sprintf("COALESCE((SELECT %s(%s) FROM search_index s WHERE s.res_type = c.type AND s.res_id = c.id AND %s), %s)", agg, col, cond.b.String(), sentinel)
 			sk.args, sk.kind = cond.args, kind
 		}

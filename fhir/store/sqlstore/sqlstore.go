@@ -818,7 +818,7 @@ func (t *tx) Serialized() bool { return t.s.d.name != "postgres" }
 // unrelated writes); on SQLite the write lock taken at BEGIN IMMEDIATE
 // already serialises every writing transaction.
 func (t *tx) LockCriteria(ctx context.Context, keys ...string) error {
-	if t.s.d.name != "postgres" || len(keys) == 0 {
+	if t.Serialized() || len(keys) == 0 {
 		return nil
 	}
 	sorted := append([]string(nil), keys...)
