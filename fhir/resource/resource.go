@@ -189,6 +189,11 @@ func tagSubsetted(obj Object) ([]byte, error) {
 // document is (a Bundle entry's resource): the walk only splits it, and a
 // body without the bytes of a reference is returned unscanned. Its UTF-8
 // is not checked here; ReadCompact checks it.
+//
+// Rewriting commutes with Compact: the rewrite of a compacted body is the
+// compacted rewrite of the body, byte for byte, as the members it re-renders
+// are written without whitespace and the rest is copied. A transaction
+// relies on it to rewrite a body compacted and checked before it.
 func RewriteReferences(raw []byte, fn func(string) (string, bool)) ([]byte, error) {
 	escapes := bytes.Contains(raw, []byte(`\u`)) // a key may be spelt "\u0072eference"
 	if !escapes && !bytes.Contains(raw, referenceKey) {

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 	"github.com/promsgateway/gateway/fhir/store/sqlstore"
@@ -69,6 +71,7 @@ func TestPrecheckedRowsMatchStoredBodies(t *testing.T) {
 			if precomputed == 0 {
 				t.Fatal("precheck indexed nothing")
 			}
+			reused := 0
 			err = st.InTx(ctx, func(tx store.Tx) error {
 				plans, err := s.prepareEntries(ctx, tx, r, b, pre)
 				if err != nil {
@@ -85,11 +88,28 @@ func TestPrecheckedRowsMatchStoredBodies(t *testing.T) {
 					if !reflect.DeepEqual(p.req.index, want[0].Rows) && !(len(p.req.index) == 0 && len(want[0].Rows) == 0) {
 						t.Errorf("entry %d (%s): prechecked rows\n%+v\nwant\n%+v", p.index, p.req.Type, p.req.index, want[0].Rows)
 					}
+					// The body to store, rewritten from precheck's compact
+					// body or not, is compact and names the decided ids.
+					orig := b.Entry[p.index].Resource
+					if compact, err := resource.Compact(p.req.checked); err != nil || !bytes.Equal(compact, p.req.checked) {
+						t.Errorf("entry %d: the checked body is not compact JSON (%v): %s", p.index, err, p.req.checked)
+					}
+					for _, left := range []string{placeholderPrefix, "urn:uuid:", "?identifier="} {
+						if bytes.Contains(p.req.checked, []byte(left)) && !bytes.Contains(orig, []byte(placeholderPrefix)) {
+							t.Errorf("entry %d: the checked body still holds %q: %s", p.index, left, p.req.checked)
+						}
+					}
+					if pre.compact[p.index] != nil {
+						reused++
+					}
 				}
 				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if reused == 0 {
+				t.Error("no entry's body was rewritten from precheck's compact body")
 			}
 		})
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/promsgateway/gateway/conformance/strict"
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/search"
@@ -263,8 +264,13 @@ const placeholderPrefix = "00000000-0000-4000-8000-"
 // yet to decide ids; placeholders maps each placeholder to the fullUrl or
 // conditional reference it stands for.
 type prechecked struct {
-	checked      []bool         // by entry: the strict check was done
-	rows         [][]search.Row // by entry; nil: extract in the transaction
+	checked []bool         // by entry: the strict check was done
+	rows    [][]search.Row // by entry; nil: extract in the transaction
+	// compact is, by entry, the client's body compacted (nil where
+	// precheck did not compact it), with its id in ids: the transaction
+	// rewrites its references to the ids it decided, and stores it.
+	compact      [][]byte
+	ids          []string
 	placeholders map[string]string
 }
 
@@ -280,7 +286,8 @@ type prechecked struct {
 // wrong fails the transaction before it takes any lock.
 func (s *Server) precheck(ctx context.Context, r *Request, b inBundle) (*prechecked, error) {
 	plans := make([]*planned, len(b.Entry))
-	pre := &prechecked{checked: make([]bool, len(b.Entry)), rows: make([][]search.Row, len(b.Entry)), placeholders: map[string]string{}}
+	pre := &prechecked{checked: make([]bool, len(b.Entry)), rows: make([][]search.Row, len(b.Entry)),
+		compact: make([][]byte, len(b.Entry)), ids: make([]string, len(b.Entry)), placeholders: map[string]string{}}
 	ids := map[string]string{} // fullUrl or conditional reference -> placeholder
 	placeholder := func(key string) string {
 		if id, ok := ids[key]; ok {
@@ -307,7 +314,7 @@ func (s *Server) precheck(ctx context.Context, r *Request, b inBundle) (*prechec
 		if p.req.Body == nil || p.req.Method == http.MethodPatch {
 			continue
 		}
-		body, err := resource.RewriteReferences(p.req.Body, func(ref string) (string, bool) {
+		toPlaceholders := func(ref string) (string, bool) {
 			if to, ok := refs[ref]; ok {
 				return to, true
 			}
@@ -317,13 +324,30 @@ func (s *Server) precheck(ctx context.Context, r *Request, b inBundle) (*prechec
 				}
 			}
 			return "", false
-		})
-		if err != nil {
-			continue // the transaction reports it
 		}
-		checked, _, err := s.checkResource(body, p.req.Type)
-		if err != nil {
-			return nil, entryError(i, err)
+		// The body is compacted before its references are rewritten,
+		// which gives the bytes compacting after would (see
+		// resource.RewriteReferences), and the compact body is kept for
+		// the transaction. A body that does not compact takes the other
+		// order, whose errors the transaction reports as it always has.
+		var checked []byte
+		if compact, id, err := s.readResource(p.req.Body, p.req.Type, false); err == nil {
+			body, err := resource.RewriteReferences(compact, toPlaceholders)
+			if err != nil {
+				continue // the transaction reports it
+			}
+			if err := strict.Check(body); err != nil {
+				return nil, entryError(i, validationError(err))
+			}
+			checked, pre.compact[i], pre.ids[i] = body, compact, id
+		} else {
+			body, err := resource.RewriteReferences(p.req.Body, toPlaceholders)
+			if err != nil {
+				continue // the transaction reports it
+			}
+			if checked, _, err = s.checkResource(body, p.req.Type); err != nil {
+				return nil, entryError(i, err)
+			}
 		}
 		pre.checked[i] = true
 		if bytes.Contains(p.req.Body, []byte(placeholderPrefix)) {
@@ -407,7 +431,17 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 		if p.req.Body == nil || p.req.Method == http.MethodPatch {
 			continue
 		}
-		body, err := s.rewriteReferences(ctx, db, p.req.Body, refs)
+		from := p.req.Body
+		var compact []byte
+		if pre != nil {
+			compact = pre.compact[p.index]
+		}
+		if compact != nil {
+			// Compacted and checked by precheck: rewritten, it is the
+			// checked body, as compacting the rewritten body would be.
+			from = compact
+		}
+		body, err := s.rewriteReferences(ctx, db, from, refs)
 		if err != nil {
 			if errors.Is(err, errNeedsDB) {
 				return nil, err
@@ -416,6 +450,10 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 		}
 		p.req.Body = body
 		if rows, ok := pre.rowsFor(p.index, refs); ok {
+			if compact != nil {
+				p.req.checked, p.req.checkedID, p.req.index = body, pre.ids[p.index], rows
+				continue
+			}
 			checked, id, err := s.readResource(body, p.req.Type, false)
 			if err != nil {
 				return nil, entryError(p.index, err)
