@@ -73,7 +73,7 @@ func FillSearchGates(s *Store) (freeOne, release func()) {
 // SearchStatement is the statement Search runs for a page of q's matches,
 // in the store's placeholder syntax, with its arguments.
 func SearchStatement(s *Store, q *search.Query) (string, []any, error) {
-	sel, err := selectStatement(q, searchFromWhere(q), sortKeys(q))
+	sel, err := selectStatement(s.d, q, searchFromWhere(q), sortKeys(q))
 	if err != nil {
 		return "", nil, err
 	}

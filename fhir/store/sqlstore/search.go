@@ -180,7 +180,7 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		return res, nil
 	}
 	keys := sortKeys(sq)
-	sel, err := selectStatement(sq, ss, keys)
+	sel, err := selectStatement(r.s.d, sq, ss, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -252,8 +252,8 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 // candidate's resource_current row; when it is false c is a distinct
 // (type, id) of the driving clause's index rows, which are rows of current,
 // live versions only (a write replaces a resource's rows and a delete
-// removes them), so a search driven by a clause reads resource_current
-// for the rows of its page alone.
+// removes them), so a search driven by a clause reads the newest versions
+// of its page's rows alone, without resource_current (newestVersion).
 type searchSQL struct {
 	from, where *query
 	current     bool
@@ -330,7 +330,7 @@ func searchFromWhere(sq *search.Query) searchSQL {
 // matches with their sort keys, one row more than the page. The page is
 // chosen first, from the candidates, the index and the sort keys, and only
 // its rows are joined to their current versions for the bodies.
-func selectStatement(sq *search.Query, ss searchSQL, keys []sortKey) (*query, error) {
+func selectStatement(d dialect, sq *search.Query, ss searchSQL, keys []sortKey) (*query, error) {
 	sel := &query{}
 	sel.add(`SELECT ` + versionColumns)
 	for i := range keys {
@@ -371,8 +371,9 @@ func selectStatement(sq *search.Query, ss searchSQL, keys []sortKey) (*query, er
 	if ss.current {
 		sel.add(" JOIN resource_version v ON v.type = m.t AND v.id = m.i AND v.version = m.n")
 	} else {
-		sel.add(" JOIN resource_current cc ON cc.type = m.t AND cc.id = m.i AND cc.deleted = 0 AND cc.version > 0" +
-			" JOIN resource_version v ON v.type = cc.type AND v.id = cc.id AND v.version = cc.version")
+		// Candidates from index rows: their newest version is current and
+		// live (see newestVersion).
+		sel.add(d.newestVersion("m.t", "m.i"))
 	}
 	sel.add(" ORDER BY ")
 	for i, k := range keys {
@@ -1021,8 +1022,7 @@ func (r reader) currentVersions(ctx context.Context, targets query) ([]*store.Re
 	var q query
 	q.add("SELECT " + versionColumns + " FROM (")
 	q.add(targets.b.String(), targets.args...)
-	q.add(") x JOIN resource_current c ON c.type = x.t AND c.id = x.i" + versionJoin +
-		" WHERE c.deleted = 0 AND c.version > 0 ORDER BY c.type, c.id")
+	q.add(") x" + r.s.d.newestVersion("x.t", "x.i") + " WHERE v.deleted = 0 ORDER BY v.type, v.id")
 	rows, err := r.query(ctx, q.b.String(), q.args...)
 	if err != nil {
 		return nil, fmt.Errorf("include: %w", err)
