@@ -694,7 +694,7 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 				// code, and writes ran 10–20% slower in pgbench.)
 				var m query
 				match(&m)
-				q.add(probeColumns.ReplaceAllString(m.b.String(), "($1 || '')"), m.args...)
+				q.add(probeExpressions(m.b.String()), m.args...)
 			} else {
 				match(q)
 			}
@@ -716,8 +716,36 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 	})
 }
 
-// probeColumns are the index columns a probe compares as expressions.
-var probeColumns = regexp.MustCompile(`\bs\.(val|sys)\b`)
+// probeExpressions returns sql with each of the index columns s.val and
+// s.sys, as whole words, written as the expression (col || ''), which a
+// probe compares instead of the column (see clause). A scan, not a
+// regular expression: it runs for every probe of every search, and the
+// regular expression took 3.5% of the gateway's CPU on a code and date
+// search.
+func probeExpressions(sql string) string {
+	word := func(b byte) bool {
+		return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+	}
+	var b strings.Builder
+	b.Grow(len(sql) + 32)
+	last := 0
+	for i := 0; i+5 <= len(sql); i++ {
+		if sql[i] != 's' || sql[i+1] != '.' || (i > 0 && word(sql[i-1])) {
+			continue
+		}
+		if col := sql[i+2 : i+5]; (col == "val" || col == "sys") && (i+5 == len(sql) || !word(sql[i+5])) {
+			b.WriteString(sql[last:i])
+			b.WriteString("(s." + col + " || '')")
+			last = i + 5
+			i += 4
+		}
+	}
+	if last == 0 {
+		return sql
+	}
+	b.WriteString(sql[last:])
+	return b.String()
+}
 
 // paramCondition limits index rows s to the parameters of clause c.
 func paramCondition(q *query, c search.Clause) {

@@ -62,3 +62,23 @@ func TestRebind(t *testing.T) {
 		}
 	}
 }
+
+func TestProbeExpressions(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"s.param = ?", "s.param = ?"},
+		{"s.sys = ? AND s.val = ?", "(s.sys || '') = ? AND (s.val || '') = ?"},
+		{"(s.val >= ? AND s.val < ?)", "((s.val || '') >= ? AND (s.val || '') < ?)"},
+		{"s.val", "(s.val || '')"},
+		{"lower(s.val) LIKE ?", "lower((s.val || '')) LIKE ?"},
+		// Not the columns: other aliases, longer names, other columns.
+		{"cs.val = ? AND s.value = ? AND s.vals = ? AND s.sys_x = ? AND s1.val = ?", "cs.val = ? AND s.value = ? AND s.vals = ? AND s.sys_x = ? AND s1.val = ?"},
+		{"s.raw <> '#identifier' AND s.dlow < ?", "s.raw <> '#identifier' AND s.dlow < ?"},
+		{"x.s.val", "x.(s.val || '')"},
+	}
+	for _, tt := range tests {
+		if got := probeExpressions(tt.in); got != tt.want {
+			t.Errorf("probeExpressions(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
