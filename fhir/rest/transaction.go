@@ -422,7 +422,7 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 		}
 		plans[i] = p
 	}
-	refs, err := s.resolveIdentities(ctx, db, plans)
+	refs, err := s.resolveIdentities(ctx, db, plans, pre)
 	if err != nil {
 		return nil, err
 	}
@@ -475,8 +475,9 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 
 // resolveIdentities decides, before anything is written, the identity every
 // create and conditional update will have, so references between entries
-// can be rewritten (R4 3.1.0.11.2). It returns fullUrl -> Type/id.
-func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans []*planned) (map[string]string, error) {
+// can be rewritten (R4 3.1.0.11.2). It returns fullUrl -> Type/id. The ids
+// of the bodies precheck read (pre, which may be nil) are not read again.
+func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans []*planned, pre *prechecked) (map[string]string, error) {
 	if err := s.lookupConditionals(ctx, tx, plans); err != nil {
 		return nil, err
 	}
@@ -500,8 +501,14 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans [
 			id = uuid.NewString()
 			p.req.assignedID = id
 		case p.req.Method == http.MethodPut && p.req.ID == "":
-			h, _, _ := resource.ReadHeader(p.req.Body)
-			target, err := s.conditionalTarget(ctx, tx, &p.req, h.ID)
+			var bodyID string
+			if pre != nil && pre.compact[p.index] != nil {
+				bodyID = pre.ids[p.index]
+			} else {
+				h, _, _ := resource.ReadHeader(p.req.Body)
+				bodyID = h.ID
+			}
+			target, err := s.conditionalTarget(ctx, tx, &p.req, bodyID)
 			if err != nil {
 				return nil, entryError(p.index, err)
 			}
