@@ -330,24 +330,29 @@ func (s *Server) precheck(ctx context.Context, r *Request, b inBundle) (*prechec
 		// resource.RewriteReferences), and the compact body is kept for
 		// the transaction. A body that does not compact takes the other
 		// order, whose errors the transaction reports as it always has.
-		var checked []byte
-		if compact, id, err := s.readResource(p.req.Body, p.req.Type, false); err == nil {
-			body, err := resource.RewriteReferences(compact, toPlaceholders)
+		from := p.req.Body
+		compact, id, cerr := s.readResource(p.req.Body, p.req.Type, false)
+		if cerr == nil {
+			from = compact
+		}
+		body, err := resource.RewriteReferences(from, toPlaceholders)
+		if err != nil {
+			continue // the transaction reports it
+		}
+		checked := body
+		if cerr == nil {
+			err = strict.Check(body)
 			if err != nil {
-				continue // the transaction reports it
+				err = validationError(err)
 			}
-			if err := strict.Check(body); err != nil {
-				return nil, entryError(i, validationError(err))
-			}
-			checked, pre.compact[i], pre.ids[i] = body, compact, id
 		} else {
-			body, err := resource.RewriteReferences(p.req.Body, toPlaceholders)
-			if err != nil {
-				continue // the transaction reports it
-			}
-			if checked, _, err = s.checkResource(body, p.req.Type); err != nil {
-				return nil, entryError(i, err)
-			}
+			checked, _, err = s.checkResource(body, p.req.Type)
+		}
+		if err != nil {
+			return nil, entryError(i, err)
+		}
+		if cerr == nil {
+			pre.compact[i], pre.ids[i] = compact, id
 		}
 		pre.checked[i] = true
 		if bytes.Contains(p.req.Body, []byte(placeholderPrefix)) {
@@ -369,6 +374,15 @@ func (s *Server) precheck(ctx context.Context, r *Request, b inBundle) (*prechec
 		}
 	}
 	return pre, nil
+}
+
+// compacted returns entry i's body as precheck compacted it, with its id,
+// or nil when precheck did not (or pre is nil).
+func (pre *prechecked) compacted(i int) ([]byte, string) {
+	if pre == nil {
+		return nil, ""
+	}
+	return pre.compact[i], pre.ids[i]
 }
 
 // rowsFor returns entry i's prechecked index rows with the placeholders
@@ -432,10 +446,7 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 			continue
 		}
 		from := p.req.Body
-		var compact []byte
-		if pre != nil {
-			compact = pre.compact[p.index]
-		}
+		compact, compactID := pre.compacted(p.index)
 		if compact != nil {
 			// Compacted and checked by precheck: rewritten, it is the
 			// checked body, as compacting the rewritten body would be.
@@ -451,7 +462,7 @@ func (s *Server) prepareEntries(ctx context.Context, db store.Reader, r *Request
 		p.req.Body = body
 		if rows, ok := pre.rowsFor(p.index, refs); ok {
 			if compact != nil {
-				p.req.checked, p.req.checkedID, p.req.index = body, pre.ids[p.index], rows
+				p.req.checked, p.req.checkedID, p.req.index = body, compactID, rows
 				continue
 			}
 			checked, id, err := s.readResource(body, p.req.Type, false)
@@ -501,10 +512,8 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans [
 			id = uuid.NewString()
 			p.req.assignedID = id
 		case p.req.Method == http.MethodPut && p.req.ID == "":
-			var bodyID string
-			if pre != nil && pre.compact[p.index] != nil {
-				bodyID = pre.ids[p.index]
-			} else {
+			compact, bodyID := pre.compacted(p.index)
+			if compact == nil {
 				h, _, _ := resource.ReadHeader(p.req.Body)
 				bodyID = h.ID
 			}

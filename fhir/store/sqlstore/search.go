@@ -719,10 +719,9 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 // probeExpressions returns sql with each of the index columns s.val and
 // s.sys, as whole words, written as an expression (the column joined to
 // the empty string), which a probe compares instead of the column (see
-// clause). A scan, not a
-// regular expression: it runs for every probe of every search, and the
-// regular expression took 3.5% of the gateway's CPU on a code and date
-// search.
+// clause). A scan, not a regular expression: it runs for every probe of
+// every search, and the regular expression took 3.5% of the gateway's CPU
+// on a code and date search.
 func probeExpressions(sql string) string {
 	word := func(b byte) bool {
 		return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
