@@ -49,10 +49,10 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResul
 // its values could make wrong, so that a cached generic plan is as good as
 // one planned with the values, without a millisecond of planning per
 // search: a reference or identifier equality drives it (a few index rows,
-// read by search_index_val), and every other clause is a token, reference,
-// uri, date, number or quantity probe on the candidates, which can only
-// read the candidate's rows by search_index_resource_param (see exists in
-// clauseAt). Chains, _has, sorting, compartments and searches without such
+// read by the index by value), and every other clause is a token,
+// reference, uri, date, number or quantity probe on the candidates, which
+// can only read the candidate's rows by the index by resource (see exists
+// in clauseAt; the indexes are in dialect.go). Chains, _has, sorting, compartments and searches without such
 // a driver are planned with their values.
 func planIsFixed(q *search.Query) bool {
 	i := driver(q)
@@ -683,15 +683,15 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 		if match != nil {
 			q.add(" AND (")
 			if depth == 0 && typ == "" {
-				// A probe reads the candidate's rows by search_index_resource_param:
-				// its value and system are compared as expressions, which no
-				// index can serve, so that no plan (a generic one least of all,
-				// which takes every value for a rare one) reads the rows of
-				// the value by search_index_val instead, 200,000 of them for a
-				// common code. (Adding res_id to search_index_val would serve
-				// the probe too, but makes every key unique: PostgreSQL then
-				// cannot deduplicate the many rows that share a status or a
-				// code, and writes ran 10–20% slower in pgbench.)
+				// A probe reads the candidate's rows by the index by resource
+				// (res_type, res_id, param): its value and system are compared
+				// as expressions, which no index can serve, so that no plan (a
+				// generic one least of all, which takes every value for a rare
+				// one) reads the rows of the value by the index by value
+				// instead, 200,000 of them for a common code. (Adding res_id
+				// to the key of the index by value would serve the probe too,
+				// but that index would then serve it for any value, rare or
+				// common, at the generic plan's choice.)
 				var m query
 				match(&m)
 				q.add(probeExpressions(m.b.String()), m.args...)

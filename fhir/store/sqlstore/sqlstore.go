@@ -167,7 +167,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return err
 		}
 	}
-	ddl := append(append([]string{}, s.d.schema...), commonIndexes...)
+	ddl := append(append([]string{}, s.d.schema...), s.d.indexes...)
 	if s.d.name == "postgres" {
 		if ddl, err = missingObjects(ctx, tx, ddl); err != nil {
 			return err
@@ -178,7 +178,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("%.60s: %w", q, err)
 		}
 	}
-	if err := dropRetired(ctx, tx, s.d.name == "postgres"); err != nil {
+	if err := dropRetired(ctx, tx, s.d.retired, s.d.name == "postgres"); err != nil {
 		return fmt.Errorf("retired indexes: %w", err)
 	}
 	if s.d.name == "postgres" {
@@ -194,11 +194,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	return tx.Commit()
 }
 
-// dropRetired drops the retiredIndexes that still exist. On PostgreSQL it
+// dropRetired drops the retired indexes that still exist. On PostgreSQL it
 // looks first: DROP INDEX IF EXISTS takes its table's exclusive lock even
 // when there is nothing to drop (see missingObjects).
-func dropRetired(ctx context.Context, tx *sql.Tx, postgres bool) error {
-	for _, name := range retiredIndexes {
+func dropRetired(ctx context.Context, tx *sql.Tx, retired []string, postgres bool) error {
+	for _, name := range retired {
 		if postgres {
 			var exists bool
 			if err := tx.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&exists); err != nil {

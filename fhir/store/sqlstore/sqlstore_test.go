@@ -333,10 +333,13 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 
 // TestPostgresProbesReadTheCandidate checks the plan PostgreSQL gives a
 // search of the generic-plan pool once it plans it generically: each probe
-// must read the candidate's own rows (search_index_resource_param), never the
-// rows of its value (search_index_val), which for a common code are every
-// Observation of it. Written with plain equalities, the generic plan took
-// the code for a rare one and read the value's rows for each candidate.
+// must read the candidate's own rows (search_index_by_resource), never the
+// rows of its value (search_index_by_value), which for a common code are
+// every Observation of it. Written with plain equalities, the generic plan
+// took the code for a rare one and read the value's rows for each
+// candidate. The driver and every probe must be index-only scans: what
+// they read is in their index (see postgresIndexes), so a column a
+// statement comes to read that its index does not cover fails here.
 func TestPostgresProbesReadTheCandidate(t *testing.T) {
 	ctx := context.Background()
 	s := openPostgres(t)
@@ -360,7 +363,7 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DB().ExecContext(ctx, "ANALYZE search_index"); err != nil {
+	if _, err := s.DB().ExecContext(ctx, "VACUUM ANALYZE search_index"); err != nil {
 		t.Fatal(err)
 	}
 	q, err := search.R4().Parse("Observation", url.Values{"patient": {"Patient/p7"}, "code": {"http://loinc.org|8302-2"}, "date": {"ge2025-01-01"}}, true)
@@ -406,7 +409,7 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 	rows.Close()
 	// A probe is the block under a "SubPlan n" line: the lines indented
 	// deeper than it.
-	probes, probeIndent := 0, -1
+	probes, drivers, probeIndent := 0, 0, -1
 	for _, line := range plan {
 		text := strings.TrimLeft(line, " ")
 		indent := len(line) - len(text)
@@ -414,15 +417,23 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 			probeIndent = -1
 		}
 		if strings.HasPrefix(text, "SubPlan") {
-			probes, probeIndent = probes+1, indent
+			probeIndent = indent
 			continue
 		}
-		if probeIndent >= 0 && strings.Contains(line, "search_index_val") {
-			t.Fatalf("a probe reads search_index_val:\n%s", strings.Join(plan, "\n"))
+		if !strings.Contains(text, "search_index") || !strings.Contains(text, " using ") {
+			continue
+		}
+		switch {
+		case probeIndent >= 0 && strings.Contains(text, "Index Only Scan using search_index_by_resource "):
+			probes++
+		case probeIndent < 0 && strings.Contains(text, "Index Only Scan using search_index_by_value "):
+			drivers++
+		default:
+			t.Fatalf("a scan of search_index that is not the driver's or a probe's index-only scan (%s):\n%s", text, strings.Join(plan, "\n"))
 		}
 	}
-	if probes == 0 {
-		t.Fatalf("no probe in the plan:\n%s", strings.Join(plan, "\n"))
+	if probes != 2 || drivers != 1 {
+		t.Fatalf("want one driver and two probes, index-only; found %d and %d in the plan:\n%s", drivers, probes, strings.Join(plan, "\n"))
 	}
 }
 
@@ -498,12 +509,31 @@ func TestSQLiteDropsValueSamples(t *testing.T) {
 	}
 }
 
-// A database of the earlier schema, with search_index_resource (res_type,
-// res_id), comes out of Open with search_index_resource_param in its place,
-// and its rows still serve probes and includes.
+// A database of an earlier schema comes out of Open with the indexes of
+// this one in place of those they replace, and its rows still serve
+// probes and includes. SQLite's search_index_resource (res_type, res_id)
+// became search_index_resource_param; on PostgreSQL both that and
+// search_index_val became the covering search_index_by_resource and
+// search_index_by_value.
 func TestRetiredIndexIsReplaced(t *testing.T) {
-	for _, engine := range []string{"sqlite", "postgres"} {
-		t.Run(engine, func(t *testing.T) {
+	for _, tc := range []struct {
+		engine string
+		// earlier turns a new database into one of the earlier schema.
+		earlier []string
+		old     []string // the earlier indexes, gone after Open
+		now     []string // the indexes that replace them
+	}{
+		{"sqlite", []string{`DROP INDEX search_index_resource_param`, `CREATE INDEX search_index_resource ON search_index (res_type, res_id)`},
+			[]string{"search_index_resource"}, []string{"search_index_resource_param"}},
+		{"postgres", []string{`DROP INDEX search_index_by_resource`, `DROP INDEX search_index_by_value`,
+			`CREATE INDEX search_index_resource ON search_index (res_type, res_id)`, `CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`},
+			[]string{"search_index_resource", "search_index_val"}, []string{"search_index_by_resource", "search_index_by_value"}},
+		{"postgres", []string{`DROP INDEX search_index_by_resource`, `DROP INDEX search_index_by_value`,
+			`CREATE INDEX search_index_resource_param ON search_index (res_type, res_id, param)`, `CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`},
+			[]string{"search_index_resource_param", "search_index_val"}, []string{"search_index_by_resource", "search_index_by_value"}},
+	} {
+		engine := tc.engine
+		t.Run(engine+"/"+strings.Join(tc.old, "+"), func(t *testing.T) {
 			ctx := context.Background()
 			dsn := filepath.Join(t.TempDir(), "gateway.db")
 			if engine == "postgres" {
@@ -546,21 +576,34 @@ func TestRetiredIndexIsReplaced(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Make it look like a database of the earlier schema.
-			for _, q := range []string{`DROP INDEX search_index_resource_param`, `CREATE INDEX search_index_resource ON search_index (res_type, res_id)`} {
+			for _, q := range tc.earlier {
 				if _, err := s.DB().ExecContext(ctx, q); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if got := indexes(s); !got["search_index_resource"] || got["search_index_resource_param"] {
-				t.Fatalf("the test did not restore the earlier index: %v", got)
+			has := func(got map[string]bool, want, gone []string) bool {
+				for _, n := range want {
+					if !got[n] {
+						return false
+					}
+				}
+				for _, n := range gone {
+					if got[n] {
+						return false
+					}
+				}
+				return true
+			}
+			if got := indexes(s); !has(got, tc.old, tc.now) {
+				t.Fatalf("the test did not restore the earlier indexes: %v", got)
 			}
 			s.Close()
 			if s, err = sqlstore.Open(ctx, dsn, seal); err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if got := indexes(s); got["search_index_resource"] || !got["search_index_resource_param"] {
-				t.Errorf("after Open the indexes are %v", got)
+			if got := indexes(s); !has(got, tc.now, tc.old) {
+				t.Errorf("after Open the indexes are %v; want %v and none of %v", got, tc.now, tc.old)
 			}
 			q, err := search.R4().Parse("Observation", url.Values{"patient": {"Patient/p1"}, "status": {"final"}, "_include": {"Observation:patient"}}, true)
 			if err != nil {
