@@ -32,7 +32,7 @@ type Envelope struct {
 
 	mu      sync.Mutex
 	current *activeKey
-	cache   map[string]cachedKey
+	cache   map[string]*cachedKey
 }
 
 type activeKey struct {
@@ -76,7 +76,7 @@ func NewEnvelopeMaxAge(keys Keys, maxAge time.Duration) *Envelope {
 		maxAge:   maxAge,
 		maxUses:  1_000_000,
 		cacheTTL: 10 * time.Minute,
-		cache:    make(map[string]cachedKey),
+		cache:    make(map[string]*cachedKey),
 	}
 }
 
@@ -154,10 +154,11 @@ func (e *Envelope) activeKey(ctx context.Context) (*activeKey, error) {
 
 func (e *Envelope) aeadFor(ctx context.Context, wrapped []byte) (cipher.AEAD, error) {
 	e.mu.Lock()
+	// A pointer in the map: counting a use writes no map entry (which
+	// would allocate the key's string on every open).
 	c, ok := e.cache[string(wrapped)]
 	if ok && time.Now().Before(c.expires) && c.uses < maxCachedUses {
 		c.uses++
-		e.cache[string(wrapped)] = c
 		e.mu.Unlock()
 		return c.aead, nil
 	}
@@ -181,7 +182,7 @@ func (e *Envelope) remember(wrapped string, aead cipher.AEAD) {
 	if len(e.cache) >= maxCachedKeys {
 		clear(e.cache)
 	}
-	e.cache[wrapped] = cachedKey{aead: aead, expires: time.Now().Add(e.cacheTTL), uses: 1}
+	e.cache[wrapped] = &cachedKey{aead: aead, expires: time.Now().Add(e.cacheTTL), uses: 1}
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

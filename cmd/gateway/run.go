@@ -198,10 +198,16 @@ func boolVar(getenv func(string) string, name string, def bool) (bool, error) {
 // serve runs the gateway until ctx ends, then drains in-flight requests.
 // When ready is not nil it receives the bound address once listening.
 func serve(ctx context.Context, getenv func(string) string, logOut io.Writer, ready chan<- string) error {
-	cfg, log, err := setup(getenv, logOut)
+	lines := newLineWriter(logOut)
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	flushed := make(chan struct{})
+	go func() { lines.run(flushCtx); close(flushed) }()
+	defer func() { stopFlush(); <-flushed }()
+	cfg, log, err := setup(getenv, lines)
 	if err != nil {
 		return err
 	}
+	log = slog.New(flushAtWarn{log.Handler(), lines})
 	keys, st, closeAll, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func (s *Server) Handler(metrics http.Handler, checks ...Check) http.Handler {
 	}
 	for _, m := range s.mounts {
 		e.Handle(m.method, m.path, func(c *gin.Context) {
-			c.Set(interactionKey, m.name)
+			factsOf(c).interaction = m.name
 			m.h.ServeHTTP(c.Writer, c.Request)
 		})
 	}

@@ -14,8 +14,6 @@ import (
 	"github.com/promsgateway/gateway/fhir/outcome"
 )
 
-const requestIDKey = "request_id"
-
 // Metrics are the Prometheus metrics of the FHIR API.
 type Metrics struct {
 	requests *prometheus.CounterVec
@@ -63,7 +61,7 @@ func requestID(c *gin.Context) {
 		_, _ = rand.Read(b)
 		id = hex.EncodeToString(b)
 	}
-	c.Set(requestIDKey, id)
+	c.Set(factsKey, &facts{id: id})
 	c.Header("X-Request-ID", id)
 	c.Next()
 }
@@ -73,11 +71,11 @@ func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	elapsed := time.Since(start)
-	interaction := c.GetString(interactionKey)
+	f := factsOf(c)
+	interaction, typ := f.interaction, f.typ
 	if interaction == "" {
 		interaction = "other"
 	}
-	typ := c.GetString(typeKey)
 	status := c.Writer.Status()
 	if s.metrics != nil {
 		s.metrics.requests.WithLabelValues(interaction, typ, strconv.Itoa(status)).Inc()
@@ -88,7 +86,7 @@ func (s *Server) observe(c *gin.Context) {
 		level = slog.LevelError
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request",
-		slog.String("request_id", c.GetString(requestIDKey)),
+		slog.String("request_id", f.id),
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.Request.URL.Path),
 		slog.String("interaction", interaction),
@@ -106,7 +104,7 @@ func (s *Server) recovery(c *gin.Context) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic serving request", "panic", p, "request_id", c.GetString(requestIDKey), "path", c.Request.URL.Path)
+			s.log.Error("panic serving request", "panic", p, "request_id", factsOf(c).id, "path", c.Request.URL.Path)
 			if !c.Writer.Written() {
 				c.Data(http.StatusInternalServerError, fhirJSON+"; charset=utf-8", outcome.Resource(outcome.New(outcome.Internal, "internal error")))
 			}

@@ -3,7 +3,6 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -16,12 +15,27 @@ import (
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
-// Keys under which the FHIR handler leaves facts for the middleware.
-const (
-	formatKey      = "fhir.format"
-	interactionKey = "fhir.interaction"
-	typeKey        = "fhir.type"
-)
+// facts are what the handlers of a request learn of it for the middleware
+// (logs, metrics) and for the response: one value under one key of the
+// Gin context, set once by requestID, so that each fact costs a field
+// write, not a map entry (four entries were 2.3% of a read's CPU).
+type facts struct {
+	id          string // the request id
+	format      string // the negotiated media type, if any
+	interaction string // the FHIR interaction, or a mount's name
+	typ         string // the resource type, if any
+}
+
+const factsKey = "gateway.request"
+
+// factsOf returns the request's facts; outside requestID (tests of a
+// handler alone) they are empty and kept nowhere.
+func factsOf(c *gin.Context) *facts {
+	if v, ok := c.Get(factsKey); ok {
+		return v.(*facts)
+	}
+	return &facts{}
+}
 
 const fhirJSON = "application/fhir+json"
 
@@ -41,6 +55,17 @@ func negotiate(format, accept string) (string, error) {
 	}
 	if strings.TrimSpace(accept) == "" {
 		return fhirJSON, nil
+	}
+	if !strings.ContainsAny(accept, ",;") {
+		// One media type without parameters, as most clients send: the
+		// same answer as the parse below, without its allocations (a
+		// parameter map a type), which were 1.5% of a read's CPU.
+		switch strings.ToLower(strings.TrimSpace(accept)) {
+		case fhirJSON, "*/*", "application/*", "application/fhir+*":
+			return fhirJSON, nil
+		case "application/json":
+			return "application/json", nil
+		}
 	}
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -75,10 +100,10 @@ func preferReturn(h http.Header) string {
 	return "representation"
 }
 
-func etag(r *store.Resource) string { return fmt.Sprintf(`W/"%d"`, r.Version) }
+func etag(r *store.Resource) string { return `W/"` + strconv.FormatInt(r.Version, 10) + `"` }
 
 func versionedPath(r *store.Resource) string {
-	return fmt.Sprintf("%s/%s/_history/%d", r.Type, r.ID, r.Version)
+	return r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.Version, 10)
 }
 
 // write sends a successful response.
@@ -127,7 +152,7 @@ func (s *Server) fail(c *gin.Context, req *Request, err error) {
 	oe := outcome.As(err)
 	status := outcome.Status(oe)
 	if status >= 500 {
-		s.log.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", c.GetString(requestIDKey))
+		s.log.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", factsOf(c).id)
 	}
 	if oe.Kind == outcome.MethodNotAllowed {
 		c.Header("Allow", s.allowed(c.Param("path")))
@@ -158,7 +183,7 @@ func (s *Server) send(c *gin.Context, req *Request, status int, body []byte) {
 	if req != nil && req.Query.Get("_pretty") == "true" {
 		body = resource.Indent(body)
 	}
-	ct := c.GetString(formatKey)
+	ct := factsOf(c).format
 	if ct == "" {
 		ct = fhirJSON
 	}

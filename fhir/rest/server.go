@@ -148,11 +148,11 @@ func (s *Server) serveFHIR(c *gin.Context) {
 		s.fail(c, req, err)
 		return
 	}
-	c.Set(formatKey, format)
+	f := factsOf(c)
+	f.format = format
 	rt, err := s.match(req.Method, path, req)
 	if rt != nil {
-		c.Set(interactionKey, rt.interaction)
-		c.Set(typeKey, req.Type)
+		f.interaction, f.typ = rt.interaction, req.Type
 	}
 	if err != nil {
 		s.fail(c, req, err)

@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -598,7 +599,9 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 func aad(typ, id string, version int64) []byte {
-	return fmt.Appendf(nil, "%s/%s/_history/%d", typ, id, version)
+	b := make([]byte, 0, len(typ)+len(id)+len("//_history/")+20)
+	b = append(append(append(append(b, typ...), '/'), id...), "/_history/"...)
+	return strconv.AppendInt(b, version, 10)
 }
 
 func (r reader) open(ctx context.Context, res *store.Resource, sealed []byte) error {
