@@ -100,6 +100,20 @@ func TestSearchAPI(t *testing.T) {
 				"[Observation/o0:include Observation/o4:include Patient/p0:match Patient/p4:match]"},
 			{"/Observation?_id=o0,o4&_include=Observation:subject&_revinclude:iterate=Observation:subject",
 				"[Observation/o0:match Observation/o4:match Patient/p0:include Patient/p4:include]"},
+			// A page includes what its own matches point at, not what the
+			// first match of the next page does; in either order.
+			{"/Observation?_id=o1,o2,o3&_include=Observation:subject&_count=2",
+				"[Observation/o1:match Observation/o2:match Patient/p1:include Patient/p2:include]"},
+			{"/Observation?_id=o1,o2,o3&_include=Observation:subject&_count=2&_sort=-_id",
+				"[Observation/o2:match Observation/o3:match Patient/p2:include Patient/p3:include]"},
+			// Two includes reaching one resource include it once.
+			{"/Observation?_id=o1,o2&_include=Observation:subject&_include=Observation:patient",
+				"[Observation/o1:match Observation/o2:match Patient/p1:include Patient/p2:include]"},
+			{"/Observation?_id=o1&_include=*",
+				"[Observation/o1:match Patient/p1:include]"},
+			// A reference to a match includes nothing more.
+			{"/Patient?_id=p1,p2&_include=Patient:organization&_revinclude=Observation:subject&_count=1",
+				"[Observation/o1:include Organization/gp:include Patient/p1:match]"},
 		} {
 			r := g.do("GET", tc.query, "")
 			expect(t, r, 200)
