@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +26,14 @@ type conn struct {
 	r    *bufio.Reader
 	req  []byte
 	body []byte
+	// deadline is when the connection's deadline was last moved on.
+	deadline time.Time
 }
+
+// deadlineSlack is how long a connection's 30-second deadline goes before
+// it is moved on: once a second, not once a request (resetting a timer on
+// every request was CPU taken from the server under test).
+const deadlineSlack = time.Second
 
 // errProtocol is a response this client cannot read.
 var errProtocol = errors.New("loadrun: malformed HTTP response")
@@ -35,23 +41,24 @@ var errProtocol = errors.New("loadrun: malformed HTTP response")
 // do sends one request to rawURL (http only) and returns the status and
 // body; the body is valid until the next call.
 func (k *conn) do(method, rawURL string, body []byte) (int, []byte, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "http" {
-		return 0, nil, fmt.Errorf("loadrun: %q is not an http URL", rawURL)
+	host, uri, err := splitURL(rawURL)
+	if err != nil {
+		return 0, nil, err
 	}
-	if k.c == nil || k.host != u.Host {
+	if k.c == nil || k.host != host {
 		k.close()
-		c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		c, err := net.DialTimeout("tcp", host, 5*time.Second)
 		if err != nil {
 			return 0, nil, err
 		}
-		k.c, k.host, k.r = c, u.Host, bufio.NewReaderSize(c, 64<<10)
+		k.c, k.host, k.r = c, host, bufio.NewReaderSize(c, 64<<10)
+		k.deadline = time.Time{}
 	}
 	k.req = append(k.req[:0], method...)
 	k.req = append(k.req, ' ')
-	k.req = append(k.req, u.RequestURI()...)
+	k.req = append(k.req, uri...)
 	k.req = append(k.req, " HTTP/1.1\r\nHost: "...)
-	k.req = append(k.req, u.Host...)
+	k.req = append(k.req, host...)
 	k.req = append(k.req, "\r\nAccept: application/fhir+json\r\n"...)
 	if body != nil {
 		k.req = append(k.req, "Content-Type: application/fhir+json\r\nContent-Length: "...)
@@ -60,7 +67,10 @@ func (k *conn) do(method, rawURL string, body []byte) (int, []byte, error) {
 	}
 	k.req = append(k.req, "\r\n"...)
 	k.req = append(k.req, body...)
-	k.c.SetDeadline(time.Now().Add(30 * time.Second))
+	if now := time.Now(); now.Sub(k.deadline) > deadlineSlack {
+		k.c.SetDeadline(now.Add(30 * time.Second))
+		k.deadline = now
+	}
 	if _, err := k.c.Write(k.req); err != nil {
 		k.close()
 		return 0, nil, err
@@ -95,20 +105,21 @@ func (k *conn) read() (status int, keep bool, err error) {
 		if len(h) == 0 {
 			break
 		}
-		name, value, ok := strings.Cut(string(h), ":")
+		// Compared as bytes: no string or lower-cased copy a header.
+		name, value, ok := bytes.Cut(h, []byte(":"))
 		if !ok {
 			return 0, false, errProtocol
 		}
-		value = strings.TrimSpace(value)
-		switch strings.ToLower(name) {
-		case "content-length":
-			if length, err = strconv.Atoi(value); err != nil || length < 0 {
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("content-length")):
+			if length = atoi(value); length < 0 {
 				return 0, false, errProtocol
 			}
-		case "transfer-encoding":
-			chunked = strings.EqualFold(value, "chunked")
-		case "connection":
-			keep = !strings.EqualFold(value, "close")
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
+			chunked = bytes.EqualFold(value, []byte("chunked"))
+		case bytes.EqualFold(name, []byte("connection")):
+			keep = !bytes.EqualFold(value, []byte("close"))
 		}
 	}
 	k.body = k.body[:0]
@@ -151,6 +162,41 @@ func (k *conn) read() (status int, keep bool, err error) {
 		k.body = append(k.body, b...)
 		return status, false, err
 	}
+}
+
+// splitURL splits an http URL into its host and request URI.
+func splitURL(rawURL string) (host, uri string, err error) {
+	rest, ok := strings.CutPrefix(rawURL, "http://")
+	if !ok {
+		return "", "", fmt.Errorf("loadrun: %q is not an http URL", rawURL)
+	}
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 {
+		return rest, "/", nil
+	}
+	host, uri = rest[:i], rest[i:]
+	if uri[0] == '?' {
+		uri = "/" + uri
+	}
+	if host == "" {
+		return "", "", fmt.Errorf("loadrun: %q has no host", rawURL)
+	}
+	return host, uri, nil
+}
+
+// atoi parses a non-negative decimal (a Content-Length), or returns -1.
+func atoi(b []byte) int {
+	if len(b) == 0 || len(b) > 18 {
+		return -1
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
 }
 
 // readN appends the next n bytes to k.body.

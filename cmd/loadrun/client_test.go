@@ -94,3 +94,33 @@ func TestConnRefusesMalformedResponses(t *testing.T) {
 		ln.Close()
 	}
 }
+
+func TestSplitURL(t *testing.T) {
+	for _, tc := range []struct{ in, host, uri string }{
+		{"http://127.0.0.1:8080/fhir/Patient/x", "127.0.0.1:8080", "/fhir/Patient/x"},
+		{"http://h:1/fhir/Observation?patient=Patient/bp1&code=http://loinc.org|8302-2", "h:1", "/fhir/Observation?patient=Patient/bp1&code=http://loinc.org|8302-2"},
+		{"http://h:1", "h:1", "/"},
+		{"http://h:1?a=b", "h:1", "/?a=b"},
+		{"https://h:1/", "", ""},
+		{"http:///x", "", ""},
+	} {
+		host, uri, err := splitURL(tc.in)
+		if tc.host == "" {
+			if err == nil {
+				t.Errorf("splitURL(%q) = %q, %q; want an error", tc.in, host, uri)
+			}
+			continue
+		}
+		if err != nil || host != tc.host || uri != tc.uri {
+			t.Errorf("splitURL(%q) = %q, %q, %v; want %q, %q", tc.in, host, uri, err, tc.host, tc.uri)
+		}
+	}
+}
+
+func TestAtoi(t *testing.T) {
+	for in, want := range map[string]int{"0": 0, "166": 166, "1234567": 1234567, "": -1, "-1": -1, "1a": -1, " 1": -1, "9999999999999999999": -1} {
+		if got := atoi([]byte(in)); got != want {
+			t.Errorf("atoi(%q) = %d; want %d", in, got, want)
+		}
+	}
+}
