@@ -81,9 +81,15 @@ func TestLineWriter(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	log.Info("seventh")
 	cancel()
 	<-done
+	// Stopped, the flusher writes out what waits before it returns (with
+	// its context already ended no tick comes first).
+	log.Info("seventh")
+	if strings.Contains(out.String(), "msg=seventh") {
+		t.Fatal("a line was written before a flush")
+	}
+	w.run(ctx)
 	if !strings.Contains(out.String(), "msg=seventh") {
 		t.Error("the flusher's last flush did not write out a waiting line")
 	}

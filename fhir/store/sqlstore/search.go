@@ -244,27 +244,13 @@ func (r reader) Search(ctx context.Context, sq *search.Query) (*store.SearchResu
 		}
 		res.Matches = append(res.Matches, g.res)
 	}
-	// The fused includes' targets, less those the page holds itself.
+	// The fused includes' targets; include leaves out those on the page.
 	var first []*store.Resource
-	if len(included) > 0 {
-		onPage := make(map[string]bool, len(res.Matches))
-		for _, m := range res.Matches {
-			onPage[m.Type+"/"+m.ID] = true
+	for _, g := range included {
+		if err := r.open(ctx, g.res, g.body); err != nil {
+			return nil, err
 		}
-		for _, g := range included {
-			if onPage[g.res.Type+"/"+g.res.ID] {
-				continue
-			}
-			if err := r.open(ctx, g.res, g.body); err != nil {
-				return nil, err
-			}
-			first = append(first, g.res)
-		}
-	}
-	if len(fused) > 0 && len(fused) == len(sq.Include) && len(sq.RevInclude) == 0 && !anyIterate(sq.Include) {
-		// Nothing is left to read: no revinclude, no later round.
-		res.Included = first
-		return res, nil
+		first = append(first, g.res)
 	}
 	if len(sq.Include)+len(sq.RevInclude) > 0 && len(res.Matches) > 0 {
 		// Includes keep generic plans whichever pool the page came from:
@@ -1027,13 +1013,7 @@ func (r reader) include(ctx context.Context, sq *search.Query, matches []*store.
 				var q query
 				q.add("SELECT DISTINCT s.sys AS t, s.val AS i FROM search_index s WHERE s.res_type = ? AND ", typ)
 				r.s.d.inList(&q, "s.res_id", idsOf(frontier, typ))
-				q.add(" AND s.sys <> '' AND s.raw <> '#identifier'")
-				if inc.Param != "*" {
-					q.add(" AND s.param = ?", inc.Param)
-				}
-				if inc.TargetType != "" {
-					q.add(" AND s.sys = ?", inc.TargetType)
-				}
+				referenceTargets(&q, inc)
 				if err := add(q); err != nil {
 					return nil, err
 				}
@@ -1081,8 +1061,17 @@ func fusedIncludes(sq *search.Query) []search.Include {
 	return out
 }
 
-func anyIterate(incs []search.Include) bool {
-	return slices.ContainsFunc(incs, func(inc search.Include) bool { return inc.Iterate })
+// referenceTargets limits index rows s, of the resources an include starts
+// from, to the references inc follows: resolvable ones (with a type, not
+// an identifier), of its parameter and target type.
+func referenceTargets(q *query, inc search.Include) {
+	q.add(" AND s.sys <> '' AND s.raw <> '#identifier'")
+	if inc.Param != "*" {
+		q.add(" AND s.param = ?", inc.Param)
+	}
+	if inc.TargetType != "" {
+		q.add(" AND s.sys = ?", inc.TargetType)
+	}
 }
 
 // frontierTypes lists the resource types of rs, in order of appearance.
@@ -1162,7 +1151,7 @@ func (d dialect) withIncludes(sel *query, sq *search.Query, keys []sortKey, incs
 		}
 		return b.String()
 	}
-	cols := "p.type, p.id, p.version, p.last_updated, p.deleted, p.method, p.body"
+	cols := strings.ReplaceAll(versionColumns, "v.", "p.")
 	nulls := ""
 	for i := range keys {
 		cols += fmt.Sprintf(", p.k%d", i)
@@ -1178,13 +1167,7 @@ func (d dialect) withIncludes(sel *query, sq *search.Query, keys []sortKey, incs
 		}
 		q.add("SELECT DISTINCT s.sys AS t, s.val AS i FROM search_index s WHERE s.res_type = ?", sq.Type)
 		q.add(" AND s.res_id IN (SELECT p.id FROM p ORDER BY "+order("p.")+"p.id LIMIT ?)", sq.Count)
-		q.add(" AND s.sys <> '' AND s.raw <> '#identifier'")
-		if inc.Param != "*" {
-			q.add(" AND s.param = ?", inc.Param)
-		}
-		if inc.TargetType != "" {
-			q.add(" AND s.sys = ?", inc.TargetType)
-		}
+		referenceTargets(q, inc)
 	}
 	q.add(") x" + d.newestVersion("x.t", "x.i") + " WHERE v.deleted = 0 ORDER BY part, " + order("") + "type, id")
 	return q
