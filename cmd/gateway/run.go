@@ -303,7 +303,7 @@ func setup(getenv func(string) string, logOut io.Writer) (settings, *slog.Logger
 	if err != nil {
 		return cfg, nil, err
 	}
-	return cfg, slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.logLevel})), nil
+	return cfg, slog.New(newJSONHandler(logOut, cfg.logLevel)), nil
 }
 
 // openStore opens the key holder and the resource store the settings name;

@@ -55,22 +55,25 @@ func validRequestID(id string) bool {
 // requestID echoes a well-formed X-Request-ID or makes one, and puts it on
 // the response and in the logs.
 func requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-ID")
+	id := headerValue(c.Request.Header, hRequestID)
 	if !validRequestID(id) {
 		b := make([]byte, 12)
 		_, _ = rand.Read(b)
 		id = hex.EncodeToString(b)
 	}
 	c.Set(factsKey, &facts{id: id})
-	c.Header("X-Request-ID", id)
+	c.Writer.Header()[hRequestID] = []string{id}
 	c.Next()
 }
 
-// observe logs each request and records its metrics.
+// observe logs each request and records its metrics. The access line
+// goes straight to the logger's handler: slog.Logger would look up its
+// caller's program counter for a source the handler does not write.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	elapsed := time.Since(start)
+	end := time.Now()
+	elapsed := end.Sub(start)
 	f := factsOf(c)
 	interaction, typ := f.interaction, f.typ
 	if interaction == "" {
@@ -85,7 +88,13 @@ func (s *Server) observe(c *gin.Context) {
 	if status >= 500 {
 		level = slog.LevelError
 	}
-	s.log.LogAttrs(c.Request.Context(), level, "request",
+	ctx := c.Request.Context()
+	h := s.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(end, level, "request", 0)
+	r.AddAttrs(
 		slog.String("request_id", f.id),
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.Request.URL.Path),
@@ -94,6 +103,7 @@ func (s *Server) observe(c *gin.Context) {
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
 	)
+	_ = h.Handle(ctx, r)
 }
 
 // recovery turns a panic into a 500 OperationOutcome and a log line; it is

@@ -46,7 +46,7 @@ func (s *Server) serveVersion(res *store.Resource, r *Request) (*Response, error
 
 // notModified implements the conditional read (R4 3.1.0.2.1).
 func notModified(r *Request, res *store.Resource) bool {
-	if inm := r.Header.Get("If-None-Match"); inm != "" {
+	if inm := headerValue(r.Header, hIfNoneMatch); inm != "" {
 		for _, tag := range strings.Split(inm, ",") {
 			tag = strings.TrimSpace(tag)
 			if tag == "*" || strings.TrimPrefix(tag, "W/") == strings.TrimPrefix(etag(res), "W/") {
@@ -55,7 +55,7 @@ func notModified(r *Request, res *store.Resource) bool {
 		}
 		return false
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+	if ims := headerValue(r.Header, hIfModifiedSince); ims != "" {
 		t, err := http.ParseTime(ims)
 		// HTTP dates have whole seconds: compare at that precision.
 		return err == nil && !res.LastUpdated.Truncate(time.Second).After(t)

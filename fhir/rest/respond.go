@@ -12,7 +12,6 @@ import (
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
-	"github.com/promsgateway/gateway/fhir/store"
 )
 
 // facts are what the handlers of a request learn of it for the middleware
@@ -100,25 +99,10 @@ func preferReturn(h http.Header) string {
 	return "representation"
 }
 
-func etag(r *store.Resource) string { return `W/"` + strconv.FormatInt(r.Version, 10) + `"` }
-
-func versionedPath(r *store.Resource) string {
-	return r.Type + "/" + r.ID + "/_history/" + strconv.FormatInt(r.Version, 10)
-}
-
 // write sends a successful response.
 func (s *Server) write(c *gin.Context, req *Request, resp *Response) {
-	h := c.Writer.Header()
 	if r := resp.Resource; r != nil {
-		h.Set("ETag", etag(r))
-		h.Set("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
-		loc := req.Base + "/" + versionedPath(r)
-		if resp.Location {
-			h.Set("Location", loc)
-		}
-		if !r.Deleted {
-			h.Set("Content-Location", loc)
-		}
+		setVersionHeaders(c.Writer.Header(), req.Base, r, resp.Location)
 	}
 	body := resp.Body
 	if body == nil && resp.Resource != nil {
@@ -183,11 +167,9 @@ func (s *Server) send(c *gin.Context, req *Request, status int, body []byte) {
 	if req != nil && req.Query.Get("_pretty") == "true" {
 		body = resource.Indent(body)
 	}
-	ct := factsOf(c).format
-	if ct == "" {
-		ct = fhirJSON
-	}
-	c.Data(status, ct+"; charset=utf-8", body)
+	c.Writer.Header()[hContentType] = contentType(factsOf(c).format)
+	c.Status(status)
+	_, _ = c.Writer.Write(body) // a client gone away is not an error here
 }
 
 // marshal renders v as JSON without HTML escaping, so resource bytes inside

@@ -143,7 +143,7 @@ func (s *Server) serveFHIR(c *gin.Context) {
 		Header: c.Request.Header,
 		Base:   s.base(c.Request),
 	}
-	format, err := negotiate(req.Query.Get("_format"), c.GetHeader("Accept"))
+	format, err := negotiate(req.Query.Get("_format"), headerValue(c.Request.Header, hAccept))
 	if err != nil {
 		s.fail(c, req, err)
 		return
@@ -246,7 +246,7 @@ func (s *Server) base(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+	if p := headerValue(r.Header, hForwardedProto); p == "https" || p == "http" {
 		scheme = p
 	}
 	return scheme + "://" + r.Host + "/fhir"

@@ -1,0 +1,100 @@
+package rest
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"net/textproto"
+	"testing"
+	"time"
+
+	"github.com/promsgateway/gateway/fhir/store"
+)
+
+func TestHeaderNamesAreCanonical(t *testing.T) {
+	for _, name := range []string{hAccept, hContentLocation, hContentType, hETag, hForwardedProto,
+		hIfModifiedSince, hIfNoneMatch, hLastModified, hLocation, hRequestID} {
+		if c := textproto.CanonicalMIMEHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical: %q", name, c)
+		}
+	}
+}
+
+func TestHeaderValue(t *testing.T) {
+	h := http.Header{}
+	h.Add("x-request-id", "first")
+	h.Add("X-REQUEST-ID", "second")
+	cases := []struct {
+		h    http.Header
+		name string
+		want string
+	}{
+		{h, hRequestID, "first"},
+		{h, hAccept, ""},
+		{http.Header{hAccept: {}}, hAccept, ""},
+		{nil, hAccept, ""},
+	}
+	for _, c := range cases {
+		if got := headerValue(c.h, c.name); got != c.want || got != c.h.Get(c.name) {
+			t.Errorf("headerValue(%v, %s) = %q, want %q (Header.Get)", c.h, c.name, got, c.want)
+		}
+	}
+}
+
+// TestAppendHTTPDate compares appendHTTPDate with time's own formatting.
+func TestAppendHTTPDate(t *testing.T) {
+	times := []time.Time{
+		time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 12, 3, 9, 5, 58, 999999999, time.FixedZone("", -8*3600)),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(100, 2, 28, 1, 2, 3, 0, time.UTC),
+		time.Now(),
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 5000; i++ {
+		times = append(times, time.Unix(rng.Int64N(253402300799), rng.Int64N(1e9)).In(time.FixedZone("", rng.IntN(50401)-43200)))
+	}
+	for _, at := range times {
+		if got, want := string(appendHTTPDate(nil, at)), at.UTC().Format(http.TimeFormat); got != want {
+			t.Fatalf("%v: got %s, want %s", at, got, want)
+		}
+	}
+}
+
+func TestSetVersionHeaders(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 5, 58, 0, time.UTC)
+	cases := []struct {
+		name     string
+		res      store.Resource
+		location bool
+		want     http.Header
+	}{
+		{"read", store.Resource{Type: "Patient", ID: "p1", Version: 3, LastUpdated: at}, false, http.Header{
+			"Etag": {`W/"3"`}, "Last-Modified": {"Thu, 03 Dec 2026 09:05:58 GMT"},
+			"Content-Location": {"http://gw/fhir/Patient/p1/_history/3"}}},
+		{"create", store.Resource{Type: "Observation", ID: "o-1", Version: 1, LastUpdated: at}, true, http.Header{
+			"Etag": {`W/"1"`}, "Last-Modified": {"Thu, 03 Dec 2026 09:05:58 GMT"},
+			"Location":         {"http://gw/fhir/Observation/o-1/_history/1"},
+			"Content-Location": {"http://gw/fhir/Observation/o-1/_history/1"}}},
+		{"delete", store.Resource{Type: "Patient", ID: "p1", Version: 12, LastUpdated: at, Deleted: true}, false, http.Header{
+			"Etag": {`W/"12"`}, "Last-Modified": {"Thu, 03 Dec 2026 09:05:58 GMT"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{}
+			setVersionHeaders(h, "http://gw/fhir", &c.res, c.location)
+			if len(h) != len(c.want) {
+				t.Fatalf("headers %v, want %v", h, c.want)
+			}
+			for k, v := range c.want {
+				if got := h.Values(k); len(got) != 1 || got[0] != v[0] {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+			// A value added later must not reach another header.
+			h.Add(hLocation, "extra")
+			if h.Get(hContentLocation) != c.want.Get(hContentLocation) {
+				t.Errorf("adding to Location changed Content-Location: %q", h.Values(hContentLocation))
+			}
+		})
+	}
+}
