@@ -3,8 +3,10 @@ package rest_test
 import (
 	"encoding/base64"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promsgateway/gateway/fhir/rest"
 )
@@ -131,14 +133,22 @@ func TestOperations(t *testing.T) {
 	if r.header.Get("X-Request-ID") != "abc-123" {
 		t.Errorf("request id not echoed: %q", r.header.Get("X-Request-ID"))
 	}
-	if r := get("/fhir/metadata", "X-Request-ID", "bad id!"); r.header.Get("X-Request-ID") == "" || strings.Contains(r.header.Get("X-Request-ID"), " ") {
-		t.Errorf("malformed request id not replaced: %q", r.header.Get("X-Request-ID"))
+	generated := regexp.MustCompile(`^[0-9a-f]{24}$`)
+	first := get("/fhir/metadata", "X-Request-ID", "bad id!").header.Get("X-Request-ID")
+	second := get("/fhir/metadata").header.Get("X-Request-ID")
+	if !generated.MatchString(first) || !generated.MatchString(second) || first == second {
+		t.Errorf("generated request ids %q and %q: want two different sets of 24 hex digits", first, second)
 	}
+	if d, err := http.ParseTime(r.header.Get("Date")); err != nil || time.Since(d) > time.Minute || time.Until(d) > time.Second {
+		t.Errorf("Date %q (%v): want the time of the response", r.header.Get("Date"), err)
+	}
+	g.do("GET", "/Patient/none", "")
 	g.do("GET", "/Patient/none", "")
 	m := get("/metrics")
 	for _, want := range []string{
-		`fhir_requests_total{interaction="capabilities",status="200",type=""}`,
-		`fhir_requests_total{interaction="read",status="404",type="Patient"}`,
+		`fhir_requests_total{interaction="capabilities",status="200",type=""} 3`,
+		`fhir_requests_total{interaction="read",status="404",type="Patient"} 2`,
+		`fhir_request_duration_seconds_count{interaction="read",type="Patient"} 2`,
 		`fhir_request_duration_seconds_bucket{interaction="read",type="Patient"`,
 	} {
 		if !strings.Contains(string(m.body), want) {

@@ -17,6 +17,7 @@ const (
 	hAccept          = "Accept"
 	hContentLocation = "Content-Location"
 	hContentType     = "Content-Type"
+	hDate            = "Date"
 	hETag            = "Etag"
 	hForwardedProto  = "X-Forwarded-Proto"
 	hIfModifiedSince = "If-Modified-Since"

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/textproto"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +13,7 @@ import (
 )
 
 func TestHeaderNamesAreCanonical(t *testing.T) {
-	for _, name := range []string{hAccept, hContentLocation, hContentType, hETag, hForwardedProto,
+	for _, name := range []string{hAccept, hContentLocation, hContentType, hDate, hETag, hForwardedProto,
 		hIfModifiedSince, hIfNoneMatch, hLastModified, hLocation, hRequestID} {
 		if c := textproto.CanonicalMIMEHeaderKey(name); c != name {
 			t.Errorf("%q is not canonical: %q", name, c)
@@ -96,5 +98,43 @@ func TestSetVersionHeaders(t *testing.T) {
 				t.Errorf("adding to Location changed Content-Location: %q", h.Values(hContentLocation))
 			}
 		})
+	}
+}
+
+func TestSplitPath(t *testing.T) {
+	for _, path := range []string{"", "Patient", "Patient/p1", "Patient/p1/_history/2", "Patient//p1", "a/b/c/d/e/f/g/h/i/j"} {
+		var buf [8]string
+		got := splitPath(buf[:0], path)
+		want := strings.Split(path, "/")
+		if path == "" {
+			want = nil
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("splitPath(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestDateCache(t *testing.T) {
+	var d dateCache
+	at := time.Date(2026, 12, 3, 9, 5, 58, 100, time.UTC)
+	first := d.at(at)
+	cases := []struct {
+		at   time.Time
+		want string
+		same bool // the same slice as the first
+	}{
+		{at.Add(500 * time.Millisecond), "Thu, 03 Dec 2026 09:05:58 GMT", true},
+		{at.Add(time.Second), "Thu, 03 Dec 2026 09:05:59 GMT", false},
+		{at.Add(-time.Second), "Thu, 03 Dec 2026 09:05:57 GMT", false},
+	}
+	if len(first) != 1 || first[0] != "Thu, 03 Dec 2026 09:05:58 GMT" {
+		t.Fatalf("first %q", first)
+	}
+	for _, c := range cases {
+		got := d.at(c.at)
+		if len(got) != 1 || got[0] != c.want || (&got[0] == &first[0]) != c.same {
+			t.Errorf("at %v: %q (shared with the first: %v), want %q (%v)", c.at, got, &got[0] == &first[0], c.want, c.same)
+		}
 	}
 }

@@ -85,10 +85,8 @@ func (s *Server) routeTable() []route {
 // a route under another method is 405; no fit is 404.
 func (s *Server) match(method, path string, r *Request) (*route, error) {
 	path = strings.Trim(path, "/")
-	var segs []string
-	if path != "" {
-		segs = strings.Split(path, "/")
-	}
+	var buf [8]string
+	segs := splitPath(buf[:0], path)
 	shapeFits := false
 	for i := range s.routes {
 		rt := &s.routes[i]
@@ -113,6 +111,22 @@ func (s *Server) match(method, path string, r *Request) (*route, error) {
 		return nil, outcome.New(outcome.MethodNotAllowed, "%s is not supported on /%s", method, path)
 	}
 	return nil, outcome.New(outcome.NotFound, "no FHIR interaction at /%s", path)
+}
+
+// splitPath appends the "/"-separated segments of path to segs, as
+// strings.Split does but into the caller's array (no segments for "").
+func splitPath(segs []string, path string) []string {
+	if path == "" {
+		return segs
+	}
+	for {
+		seg, rest, found := strings.Cut(path, "/")
+		segs = append(segs, seg)
+		if !found {
+			return segs
+		}
+		path = rest
+	}
 }
 
 // fit matches path segments against a pattern. Literal segments must be

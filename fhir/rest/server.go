@@ -68,6 +68,7 @@ type Server struct {
 	routes       []route
 	mounts       []mount
 	started      time.Time
+	date         dateCache
 }
 
 // NewServer returns a Server over st. keys digests the identifying search
