@@ -209,25 +209,40 @@ func appendString(b []byte, s string) []byte {
 // plainPrefix returns the length of the longest prefix of s that needs no
 // escaping in JSON: printable ASCII other than quote and backslash.
 func plainPrefix(s string) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		quote, backslash := x^(ones*'"'), x^(ones*'\\')
-		// A byte's high bit is set in the result when the byte is below
-		// 0x20, is a quote or a backslash (equal: their XOR is zero), or is
-		// not ASCII (the tests are exact for whether any byte matches).
-		if (x|(x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
-			break
+		if !plainWord(s[i : i+8]) {
+			return i + plainBytes(s[i:i+8])
 		}
 	}
-	for ; i < len(s); i++ {
+	// The last eight bytes, overlapping those already read.
+	if i > 0 && i < len(s) && plainWord(s[len(s)-8:]) {
+		return len(s)
+	}
+	return i + plainBytes(s[i:])
+}
+
+// plainWord reports whether all of w's eight bytes are plain. A byte's
+// high bit is set in the test when the byte is below 0x20, is a quote or
+// a backslash (its XOR with one is zero), or is not ASCII; the tests are
+// exact for whether any byte is such.
+func plainWord(w string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	_ = w[7]
+	x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	quote, backslash := x^(ones*'"'), x^(ones*'\\')
+	return (x|(x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs == 0
+}
+
+// plainBytes is plainPrefix a byte at a time.
+func plainBytes(s string) int {
+	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			break
+			return i
 		}
 	}
-	return i
+	return len(s)
 }
 
 const hexDigits = "0123456789abcdef"

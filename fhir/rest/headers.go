@@ -55,8 +55,8 @@ func contentType(format string) []string {
 // version is a deletion) and, for a create, Location. Their values are cut
 // from one string and held in one array, two allocations for all of them.
 func setVersionHeaders(h http.Header, base string, r *store.Resource, location bool) {
-	b := make([]byte, 0, 64+len(base)+len(r.Type)+len(r.ID))
-	b = appendETag(b, r.Version)
+	var buf [192]byte
+	b := appendETag(buf[:0], r.Version)
 	tag := len(b)
 	b = appendHTTPDate(b, r.LastUpdated)
 	date := len(b)

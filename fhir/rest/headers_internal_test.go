@@ -138,3 +138,30 @@ func TestDateCache(t *testing.T) {
 		}
 	}
 }
+
+func TestBase(t *testing.T) {
+	s := &Server{}
+	cases := []struct {
+		host, proto string
+		want        string
+	}{
+		{"gw.example.nhs.uk", "", "http://gw.example.nhs.uk/fhir"},
+		{"gw.example.nhs.uk", "", "http://gw.example.nhs.uk/fhir"},
+		{"gw.example.nhs.uk", "https", "https://gw.example.nhs.uk/fhir"},
+		{"10.0.0.7:8080", "", "http://10.0.0.7:8080/fhir"},
+		{"gw.example.nhs.uk", "gopher", "http://gw.example.nhs.uk/fhir"},
+	}
+	for _, c := range cases {
+		r := &http.Request{Host: c.host, Header: http.Header{}}
+		if c.proto != "" {
+			r.Header.Set("X-Forwarded-Proto", c.proto)
+		}
+		if got := s.base(r); got != c.want {
+			t.Errorf("base(%s, %q) = %s, want %s", c.host, c.proto, got, c.want)
+		}
+	}
+	s.cfg.BaseURL = "https://fhir.example.org/r4/"
+	if got := s.base(&http.Request{Host: "ignored", Header: http.Header{}}); got != "https://fhir.example.org/r4" {
+		t.Errorf("configured base: %s", got)
+	}
+}

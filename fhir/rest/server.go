@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -69,6 +70,7 @@ type Server struct {
 	mounts       []mount
 	started      time.Time
 	date         dateCache
+	lastBase     atomic.Pointer[derivedBase]
 }
 
 // NewServer returns a Server over st. keys digests the identifying search
@@ -86,9 +88,11 @@ type Request struct {
 	// resource type of a compartment search.
 	Type, ID, VID string
 	Compartment   string
-	Query         url.Values
-	Header        http.Header
-	Body          []byte
+	// Query is the request's parameters, nil when it has none: read it,
+	// never write to it.
+	Query  url.Values
+	Header http.Header
+	Body   []byte
 	// Base is the FHIR base URL used for absolute links.
 	Base string
 
@@ -140,9 +144,11 @@ func (s *Server) serveFHIR(c *gin.Context) {
 	path := strings.TrimPrefix(c.Param("path"), "/")
 	req := &Request{
 		Method: c.Request.Method,
-		Query:  c.Request.URL.Query(),
 		Header: c.Request.Header,
 		Base:   s.base(c.Request),
+	}
+	if c.Request.URL.RawQuery != "" {
+		req.Query = c.Request.URL.Query()
 	}
 	format, err := negotiate(req.Query.Get("_format"), headerValue(c.Request.Header, hAccept))
 	if err != nil {
@@ -238,7 +244,9 @@ func (s *Server) readBody(c *gin.Context, rt *route) ([]byte, error) {
 	return body, nil
 }
 
-// base is the FHIR base URL for links in responses.
+// base is the FHIR base URL for links in responses. Derived from the
+// request, the last one made is kept: a gateway's clients nearly all
+// reach it by one name.
 func (s *Server) base(r *http.Request) string {
 	if s.cfg.BaseURL != "" {
 		return strings.TrimSuffix(s.cfg.BaseURL, "/")
@@ -250,8 +258,16 @@ func (s *Server) base(r *http.Request) string {
 	if p := headerValue(r.Header, hForwardedProto); p == "https" || p == "http" {
 		scheme = p
 	}
-	return scheme + "://" + r.Host + "/fhir"
+	if b := s.lastBase.Load(); b != nil && b.host == r.Host && b.scheme == scheme {
+		return b.base
+	}
+	b := &derivedBase{scheme: scheme, host: r.Host, base: scheme + "://" + r.Host + "/fhir"}
+	s.lastBase.Store(b)
+	return b.base
 }
+
+// derivedBase is a base URL derived from a request's scheme and host.
+type derivedBase struct{ scheme, host, base string }
 
 // storeError turns store and key-service errors into client-visible ones.
 func storeError(err error) error {
