@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -140,8 +141,39 @@ func appendTimeAttr(b []byte, key string, t time.Time) ([]byte, bool) {
 // appendRFC3339Nano appends t as t.AppendFormat(b, time.RFC3339Nano) does
 // for years 0-9999: fractional seconds without trailing zeros, and the
 // zone as Z or ±hh:mm (an offset's seconds, as in some historical zones,
-// are dropped).
+// are dropped). The date, the time to the second and the zone of the last
+// second formatted are kept (lastSecond), for the lines logged within it.
 func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	st := lastSecond.Load()
+	if st == nil || st.unix != sec || st.loc != loc {
+		st = &second{unix: sec, loc: loc, text: string(appendSecond(nil, t)), zone: string(appendZone(nil, t))}
+		lastSecond.Store(st)
+	}
+	b = append(b, st.text...)
+	if ns := t.Nanosecond(); ns != 0 {
+		digits := 9
+		for ns%10 == 0 {
+			ns /= 10
+			digits--
+		}
+		b = append(b, '.')
+		b = appendDigits(b, ns, digits)
+	}
+	return append(b, st.zone...)
+}
+
+// second is one second of one location, formatted.
+type second struct {
+	unix       int64
+	loc        *time.Location
+	text, zone string
+}
+
+var lastSecond atomic.Pointer[second]
+
+// appendSecond appends t's date and time to the second: 2006-01-02T15:04:05.
+func appendSecond(b []byte, t time.Time) []byte {
 	year, month, day := t.Date()
 	hour, minute, sec := t.Clock()
 	b = appendDigits(b, year, 4)
@@ -154,16 +186,11 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 	b = append(b, ':')
 	b = appendDigits(b, minute, 2)
 	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	if ns := t.Nanosecond(); ns != 0 {
-		digits := 9
-		for ns%10 == 0 {
-			ns /= 10
-			digits--
-		}
-		b = append(b, '.')
-		b = appendDigits(b, ns, digits)
-	}
+	return appendDigits(b, sec, 2)
+}
+
+// appendZone appends t's zone offset as RFC 3339 writes it: Z or ±hh:mm.
+func appendZone(b []byte, t time.Time) []byte {
 	_, offset := t.Zone()
 	if offset == 0 {
 		return append(b, 'Z')
@@ -207,43 +234,38 @@ func appendString(b []byte, s string) []byte {
 }
 
 // plainPrefix returns the length of the longest prefix of s that needs no
-// escaping in JSON: printable ASCII other than quote and backslash.
+// escaping in JSON: printable ASCII other than quote and backslash. It
+// reads eight bytes at a time; a byte's high bit is set in the word test
+// when the byte is below 0x20, is a quote or a backslash (its XOR with one
+// is zero), or is not ASCII, and the test is exact for whether any of the
+// eight is such.
 func plainPrefix(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		if !plainWord(s[i : i+8]) {
-			return i + plainBytes(s[i:i+8])
+		w := s[i : i+8]
+		x := uint64(w[7])<<56 | uint64(w[6])<<48 | uint64(w[5])<<40 | uint64(w[4])<<32 |
+			uint64(w[3])<<24 | uint64(w[2])<<16 | uint64(w[1])<<8 | uint64(w[0])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		if (x|(x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
+			break
 		}
 	}
-	// The last eight bytes, overlapping those already read.
-	if i > 0 && i < len(s) && plainWord(s[len(s)-8:]) {
-		return len(s)
-	}
-	return i + plainBytes(s[i:])
-}
-
-// plainWord reports whether all of w's eight bytes are plain. A byte's
-// high bit is set in the test when the byte is below 0x20, is a quote or
-// a backslash (its XOR with one is zero), or is not ASCII; the tests are
-// exact for whether any byte is such.
-func plainWord(w string) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	_ = w[7]
-	x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-	quote, backslash := x^(ones*'"'), x^(ones*'\\')
-	return (x|(x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs == 0
-}
-
-// plainBytes is plainPrefix a byte at a time.
-func plainBytes(s string) int {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-			return i
+	for ; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			break
 		}
 	}
-	return len(s)
+	return i
 }
+
+// plainByte holds whether a byte needs no escaping in a JSON string.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 const hexDigits = "0123456789abcdef"
 

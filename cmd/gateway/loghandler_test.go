@@ -116,6 +116,17 @@ func TestRFC3339Nano(t *testing.T) {
 		time.Date(2026, 12, 3, 9, 5, 58, 100, time.UTC),
 		time.Now(),
 	}
+	// Runs within one second in each zone, and the same second in the
+	// next zone, for the second kept between calls.
+	second := time.Date(2026, 12, 3, 9, 5, 58, 0, time.UTC)
+	for _, z := range zones {
+		for _, ns := range []int{0, 1, 120000000, 999999999, 5} {
+			at := second.Add(time.Duration(ns)).In(z)
+			if got, want := string(appendRFC3339Nano(nil, at)), at.Format(time.RFC3339Nano); got != want {
+				t.Fatalf("%v: got %s, want %s", at, got, want)
+			}
+		}
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := 0; i < 5000; i++ {
 		sec := rng.Int64N(time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC).Unix()-time.Date(0, 1, 2, 0, 0, 0, 0, time.UTC).Unix()) +

@@ -59,6 +59,13 @@ func negotiate(format, accept string) (string, error) {
 		}
 		return "", outcome.New(outcome.NotAcceptable, "_format %q is not supported; this server serves application/fhir+json", format)
 	}
+	switch accept {
+	case fhirJSON, "*/*":
+		// What nearly every client sends, answered before any parsing.
+		return fhirJSON, nil
+	case "application/json":
+		return "application/json", nil
+	}
 	if strings.TrimSpace(accept) == "" {
 		return fhirJSON, nil
 	}
