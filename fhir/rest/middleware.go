@@ -3,8 +3,8 @@ package rest
 import (
 	"encoding/binary"
 	"encoding/hex"
-	"math/rand/v2"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
