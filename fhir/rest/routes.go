@@ -90,6 +90,9 @@ func (s *Server) match(method, path string, r *Request) (*route, error) {
 	shapeFits := false
 	for i := range s.routes {
 		rt := &s.routes[i]
+		if len(rt.segments) != len(segs) {
+			continue // before fit, which returns its placeholders by value
+		}
 		vals, ok := fit(rt.segments, segs)
 		if !ok {
 			continue
