@@ -34,6 +34,9 @@ type factsWriter struct {
 	facts facts
 }
 
+// Unwrap gives http.ResponseController the writer underneath.
+func (w *factsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // factsOf returns the request's facts; outside requestID (tests of a
 // handler alone) they are empty and kept nowhere.
 func factsOf(c *gin.Context) *facts {

@@ -1,6 +1,14 @@
 package rest
 
-import "testing"
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
 
 // negotiate answers a lone media type without parsing it; the answers must
 // be those of the parse, whatever the case and spacing.
@@ -37,5 +45,33 @@ func TestNegotiate(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("negotiate(%q, %q) = %q, %v; want %q", tc.format, tc.accept, got, err, tc.want)
 		}
+	}
+}
+
+// TestFactsWriter checks that the facts travel on the writer and that
+// http.ResponseController reaches the connection through it.
+func TestFactsWriter(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.Use(requestID)
+	e.GET("/x", func(c *gin.Context) {
+		factsOf(c).interaction = "probe"
+		if err := http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("SetWriteDeadline through the facts writer: %v", err)
+		}
+		c.String(http.StatusOK, factsOf(c).interaction+" "+factsOf(c).id)
+	})
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
+	req.Header.Set("X-Request-ID", "probe-1")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "probe probe-1" || resp.Header.Get("X-Request-ID") != "probe-1" {
+		t.Errorf("body %q, X-Request-ID %q", body, resp.Header.Get("X-Request-ID"))
 	}
 }
