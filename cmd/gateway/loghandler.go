@@ -8,7 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
+
+	"github.com/promsgateway/gateway/fhir/resource"
 )
 
 // jsonHandler writes log records as slog.JSONHandler does, byte for byte,
@@ -218,97 +219,5 @@ func appendDigits(b []byte, n, width int) []byte {
 	return append(b, d[:width]...)
 }
 
-// appendString appends s as a JSON string escaped as slog escapes it:
-// quote, backslash and control characters, invalid UTF-8 as U+FFFD, and
-// U+2028 and U+2029. The plain prefix of s, which in a log line is nearly
-// always all of it, is found eight bytes at a time and copied whole.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	i := plainPrefix(s)
-	if i == len(s) {
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	b = append(b, s[:i]...)
-	return append(appendEscaped(b, s[i:]), '"')
-}
-
-// plainPrefix returns the length of the longest prefix of s that needs no
-// escaping in JSON: printable ASCII other than quote and backslash. It
-// reads eight bytes at a time; a byte's high bit is set in the word test
-// when the byte is below 0x20, is a quote or a backslash (its XOR with one
-// is zero), or is not ASCII, and the test is exact for whether any of the
-// eight is such.
-func plainPrefix(s string) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		w := s[i : i+8]
-		x := uint64(w[7])<<56 | uint64(w[6])<<48 | uint64(w[5])<<40 | uint64(w[4])<<32 |
-			uint64(w[3])<<24 | uint64(w[2])<<16 | uint64(w[1])<<8 | uint64(w[0])
-		quote, backslash := x^(ones*'"'), x^(ones*'\\')
-		if (x|(x-ones*0x20)&^x|(quote-ones)&^quote|(backslash-ones)&^backslash)&highs != 0 {
-			break
-		}
-	}
-	for ; i < len(s); i++ {
-		if !plainByte[s[i]] {
-			break
-		}
-	}
-	return i
-}
-
-// plainByte holds whether a byte needs no escaping in a JSON string.
-var plainByte = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
-
-func appendEscaped(b []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	return append(b, s[start:]...)
-}
+// appendString appends s as slog writes a JSON string.
+func appendString(b []byte, s string) []byte { return resource.AppendLogString(b, s) }

@@ -162,27 +162,3 @@ func TestJSONHandlerLevelsAndDerived(t *testing.T) {
 		t.Errorf("derived handler wrote %q", got)
 	}
 }
-
-// TestPlainPrefix puts every byte value at every place of strings longer
-// and shorter than the eight bytes plainPrefix reads at once.
-func TestPlainPrefix(t *testing.T) {
-	plain := func(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' && c < 0x80 }
-	for n := 1; n <= 19; n++ {
-		for at := 0; at < n; at++ {
-			for c := 0; c < 256; c++ {
-				b := bytes.Repeat([]byte{'a'}, n)
-				b[at] = byte(c)
-				want := n
-				if !plain(byte(c)) {
-					want = at
-				}
-				if got := plainPrefix(string(b)); got != want {
-					t.Fatalf("plainPrefix(%q) = %d, want %d", b, got, want)
-				}
-			}
-		}
-	}
-	if got := plainPrefix(""); got != 0 {
-		t.Errorf("plainPrefix(\"\") = %d", got)
-	}
-}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/store"
@@ -99,13 +98,13 @@ func (b *bundle) bytes() []byte {
 	}
 	out := make([]byte, 0, n)
 	out = append(out, `{"resourceType":`...)
-	out = appendString(out, b.ResourceType)
+	out = resource.AppendString(out, b.ResourceType)
 	if b.ID != "" {
 		out = appendField(out, "id", b.ID)
 	}
 	if b.Meta != nil {
 		out = append(out, `,"meta":{"lastUpdated":`...)
-		out = appendString(out, b.Meta.LastUpdated)
+		out = resource.AppendString(out, b.Meta.LastUpdated)
 		out = append(out, '}')
 	}
 	out = appendField(out, "type", b.Type)
@@ -120,7 +119,7 @@ func (b *bundle) bytes() []byte {
 				out = append(out, ',')
 			}
 			out = append(out, `{"relation":`...)
-			out = appendString(out, l.Relation)
+			out = resource.AppendString(out, l.Relation)
 			out = appendField(out, "url", l.URL)
 			out = append(out, '}')
 		}
@@ -152,7 +151,7 @@ func (e *bundleEntry) appendTo(out []byte) []byte {
 	if e.FullURL != "" {
 		sep()
 		out = append(out, `"fullUrl":`...)
-		out = appendString(out, e.FullURL)
+		out = resource.AppendString(out, e.FullURL)
 	}
 	if len(e.Resource) > 0 {
 		sep()
@@ -162,20 +161,20 @@ func (e *bundleEntry) appendTo(out []byte) []byte {
 	if e.Search != nil {
 		sep()
 		out = append(out, `"search":{"mode":`...)
-		out = appendString(out, e.Search.Mode)
+		out = resource.AppendString(out, e.Search.Mode)
 		out = append(out, '}')
 	}
 	if e.Request != nil {
 		sep()
 		out = append(out, `"request":{"method":`...)
-		out = appendString(out, e.Request.Method)
+		out = resource.AppendString(out, e.Request.Method)
 		out = appendField(out, "url", e.Request.URL)
 		out = append(out, '}')
 	}
 	if r := e.Response; r != nil {
 		sep()
 		out = append(out, `"response":{"status":`...)
-		out = appendString(out, r.Status)
+		out = resource.AppendString(out, r.Status)
 		for _, f := range [...][2]string{{"location", r.Location}, {"etag", r.Etag}, {"lastModified", r.LastModified}} {
 			if f[1] != "" {
 				out = appendField(out, f[0], f[1])
@@ -195,61 +194,5 @@ func appendField(out []byte, name, value string) []byte {
 	out = append(out, ',', '"')
 	out = append(out, name...)
 	out = append(out, '"', ':')
-	return appendString(out, value)
-}
-
-// appendString appends s as a JSON string, escaped as encoding/json does
-// without HTML escaping: quote, backslash and control characters, U+2028
-// and U+2029, and invalid UTF-8 as U+FFFD.
-func appendString(out []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	out = append(out, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			out = append(out, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				out = append(out, '\\', c)
-			case '\n':
-				out = append(out, '\\', 'n')
-			case '\r':
-				out = append(out, '\\', 'r')
-			case '\t':
-				out = append(out, '\\', 't')
-			case '\b':
-				out = append(out, '\\', 'b')
-			case '\f':
-				out = append(out, '\\', 'f')
-			default:
-				out = append(out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			out = append(out, s[start:i]...)
-			out = append(out, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			out = append(out, s[start:i]...)
-			out = append(out, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	out = append(out, s[start:]...)
-	return append(out, '"')
+	return resource.AppendString(out, value)
 }
