@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
@@ -160,5 +161,33 @@ func TestJSONHandlerLevelsAndDerived(t *testing.T) {
 	got := buf.String()
 	if !strings.HasSuffix(got, `"msg":"lagging","component":"feed","g":{"seq":7}}`+"\n") || strings.Contains(got, "dropped") {
 		t.Errorf("derived handler wrote %q", got)
+	}
+}
+
+// BenchmarkAccessLine writes the access line of a read by id through the
+// gateway's handler and through slog's own, as observe hands it over.
+func BenchmarkAccessLine(b *testing.B) {
+	for _, h := range []struct {
+		name string
+		h    slog.Handler
+	}{
+		{"jsonHandler", newJSONHandler(io.Discard, slog.LevelInfo)},
+		{"slog.JSONHandler", slog.NewJSONHandler(io.Discard, nil)},
+	} {
+		b.Run(h.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				r := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+				r.AddAttrs(
+					slog.String("request_id", "5f0c3d9a8b7e6f1a2b3c4d5e"), slog.String("method", "GET"),
+					slog.String("path", "/fhir/Patient/0f3a2b7c-9d1e-4c55-8a7b-2e6f1d0c9b8a"),
+					slog.String("interaction", "read"), slog.String("type", "Patient"),
+					slog.Int("status", 200), slog.Duration("duration", 183*time.Microsecond))
+				if err := h.h.Handle(ctx, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
