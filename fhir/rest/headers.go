@@ -62,7 +62,7 @@ func setVersionHeaders(h http.Header, base string, r *store.Resource, location b
 	date := len(b)
 	b = append(b, base...)
 	b = append(b, '/')
-	b = appendVersionedPath(b, r)
+	b = store.AppendVersionPath(b, r.Type, r.ID, r.Version)
 	s := string(b)
 	v := &[3]string{s[:tag], s[tag:date], s[date:]}
 	h[hETag] = v[0:1:1]
@@ -82,19 +82,10 @@ func appendETag(b []byte, version int64) []byte {
 	return append(b, '"')
 }
 
-// appendVersionedPath appends [type]/[id]/_history/[vid].
-func appendVersionedPath(b []byte, r *store.Resource) []byte {
-	b = append(b, r.Type...)
-	b = append(b, '/')
-	b = append(b, r.ID...)
-	b = append(b, "/_history/"...)
-	return strconv.AppendInt(b, r.Version, 10)
-}
-
 func etag(r *store.Resource) string { return string(appendETag(nil, r.Version)) }
 
 func versionedPath(r *store.Resource) string {
-	return string(appendVersionedPath(make([]byte, 0, len(r.Type)+len(r.ID)+20), r))
+	return string(store.AppendVersionPath(make([]byte, 0, len(r.Type)+len(r.ID)+30), r.Type, r.ID, r.Version))
 }
 
 // appendHTTPDate appends t as t.UTC().Format(http.TimeFormat) does, for

@@ -129,9 +129,8 @@ func requestID(c *gin.Context) {
 	if !validRequestID(id) {
 		id = newRequestID()
 	}
-	w.facts.id = id
-	w.facts.idValue[0] = id
-	w.Header()[hRequestID] = w.facts.idValue[:]
+	w.facts.id[0] = id
+	w.Header()[hRequestID] = w.facts.id[:]
 	c.Writer = w
 	c.Next()
 }
@@ -166,7 +165,7 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	r := slog.NewRecord(end, level, "request", 0)
 	r.AddAttrs(
-		slog.String("request_id", f.id),
+		slog.String("request_id", f.requestID()),
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.Request.URL.Path),
 		slog.String("interaction", interaction),
@@ -185,7 +184,7 @@ func (s *Server) recovery(c *gin.Context) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic serving request", "panic", p, "request_id", factsOf(c).id, "path", c.Request.URL.Path)
+			s.log.Error("panic serving request", "panic", p, "request_id", factsOf(c).requestID(), "path", c.Request.URL.Path)
 			if !c.Writer.Written() {
 				c.Data(http.StatusInternalServerError, fhirJSON+"; charset=utf-8", outcome.Resource(outcome.New(outcome.Internal, "internal error")))
 			}

@@ -20,13 +20,15 @@ import (
 // them: kept in the Gin context's map, the map's creation and lookups were
 // 1.5% of a read's instructions.
 type facts struct {
-	id          string // the request id
+	// id is the request id, held as the X-Request-ID header's value.
+	id          [1]string
 	format      string // the negotiated media type, if any
 	interaction string // the FHIR interaction, or a mount's name
 	typ         string // the resource type, if any
-	// idValue holds id as the X-Request-ID header's value.
-	idValue [1]string
 }
+
+// requestID returns the request id.
+func (f *facts) requestID() string { return f.id[0] }
 
 // factsWriter is a request's response writer with its facts.
 type factsWriter struct {
@@ -153,7 +155,7 @@ func (s *Server) fail(c *gin.Context, req *Request, err error) {
 	oe := outcome.As(err)
 	status := outcome.Status(oe)
 	if status >= 500 {
-		s.log.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", factsOf(c).id)
+		s.log.ErrorContext(c.Request.Context(), "request failed", "error", err, "request_id", factsOf(c).requestID())
 	}
 	if oe.Kind == outcome.MethodNotAllowed {
 		c.Header("Allow", s.allowed(c.Param("path")))

@@ -59,7 +59,7 @@ func TestFactsWriter(t *testing.T) {
 		if err := http.NewResponseController(c.Writer).SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
 			t.Errorf("SetWriteDeadline through the facts writer: %v", err)
 		}
-		c.String(http.StatusOK, factsOf(c).interaction+" "+factsOf(c).id)
+		c.String(http.StatusOK, factsOf(c).interaction+" "+factsOf(c).requestID())
 	})
 	srv := httptest.NewServer(e)
 	defer srv.Close()

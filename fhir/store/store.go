@@ -14,6 +14,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/promsgateway/gateway/fhir/search"
@@ -32,6 +33,18 @@ type Resource struct {
 	Method string
 	// Body is the resource JSON as stored, with id and meta set by the store.
 	Body []byte
+}
+
+// AppendVersionPath appends a version's relative URL,
+// [type]/[id]/_history/[vid] (R4 3.1.0.3): the path of vread, Location and
+// Content-Location, and the additional data that binds a sealed body to
+// its version.
+func AppendVersionPath(b []byte, typ, id string, version int64) []byte {
+	b = append(b, typ...)
+	b = append(b, '/')
+	b = append(b, id...)
+	b = append(b, "/_history/"...)
+	return strconv.AppendInt(b, version, 10)
 }
 
 // Write is one create or update.

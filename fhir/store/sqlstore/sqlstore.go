@@ -24,7 +24,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -599,9 +598,7 @@ func (s *Store) runTx(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 func aad(typ, id string, version int64) []byte {
-	b := make([]byte, 0, len(typ)+len(id)+len("//_history/")+20)
-	b = append(append(append(append(b, typ...), '/'), id...), "/_history/"...)
-	return strconv.AppendInt(b, version, 10)
+	return store.AppendVersionPath(make([]byte, 0, len(typ)+len(id)+30), typ, id, version)
 }
 
 func (r reader) open(ctx context.Context, res *store.Resource, sealed []byte) error {
