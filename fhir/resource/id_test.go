@@ -3,6 +3,8 @@ package resource
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 func TestValidID(t *testing.T) {
@@ -28,5 +30,32 @@ func TestValidID(t *testing.T) {
 		if got := ValidID(c.id); got != c.want {
 			t.Errorf("ValidID(%q) = %v, want %v", c.id, got, c.want)
 		}
+	}
+}
+
+// NewID's ids are valid FHIR ids, UUIDs of version 7 and the RFC 9562
+// variant, distinct, and, made one after another, in increasing order as
+// text: what the database indexes keyed by id rely on to append.
+func TestNewID(t *testing.T) {
+	const n = 10000
+	prev := ""
+	seen := make(map[string]bool, n)
+	for i := 0; i < n; i++ {
+		id := NewID()
+		if !ValidID(id) || len(id) != 36 {
+			t.Fatalf("NewID() = %q: not a valid 36-character FHIR id", id)
+		}
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 {
+			t.Fatalf("NewID() = %q: version %d, variant %v, error %v; want a version 7 UUID", id, u.Version(), u.Variant(), err)
+		}
+		if seen[id] {
+			t.Fatalf("NewID() returned %q twice", id)
+		}
+		seen[id] = true
+		if id <= prev {
+			t.Fatalf("NewID() = %q after %q: not increasing", id, prev)
+		}
+		prev = id
 	}
 }

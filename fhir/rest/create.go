@@ -6,9 +6,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/promsgateway/gateway/fhir/outcome"
+	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -33,7 +32,7 @@ func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response
 		}
 	}
 	if id == "" {
-		id = uuid.NewString()
+		id = resource.NewID()
 	}
 	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPost, MustNotExist: true, NewID: true, Index: r.index})
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/store"
@@ -158,7 +156,7 @@ func (s *Server) audit(ctx context.Context, r *Request, holder, domain, code, pa
 	if err != nil {
 		return "", err
 	}
-	id := uuid.NewString()
+	id := resource.NewID()
 	err = s.store.InTx(ctx, func(tx store.Tx) error {
 		_, _, err := tx.Put(ctx, store.Write{Type: "AuditEvent", ID: id, Body: body, Method: http.MethodPost, NewID: true, Index: index})
 		return err

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/google/uuid"
-
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
 	"github.com/promsgateway/gateway/fhir/store"
@@ -102,7 +100,7 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 			return bodyID, nil
 		}
 		r.generatedID = true
-		return uuid.NewString(), nil
+		return resource.NewID(), nil
 	case 1:
 		if bodyID != "" && bodyID != ids[0] {
 			return "", outcome.At(outcome.Invalid, "invalid", r.Type+".id", "the resource's id %q differs from the id %q the criteria matched", bodyID, ids[0])

@@ -333,7 +333,7 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 
 // TestPostgresProbesReadTheCandidate checks the plan PostgreSQL gives a
 // search of the generic-plan pool once it plans it generically: each probe
-// must read the candidate's own rows (search_index_by_resource), never the
+// must read the candidate's own rows (search_index_by_id), never the
 // rows of its value (search_index_by_value), which for a common code are
 // every Observation of it. Written with plain equalities, the generic plan
 // took the code for a rare one and read the value's rows for each
@@ -424,7 +424,7 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 			continue
 		}
 		switch {
-		case probeIndent >= 0 && strings.Contains(text, "Index Only Scan using search_index_by_resource "):
+		case probeIndent >= 0 && strings.Contains(text, "Index Only Scan using search_index_by_id "):
 			probes++
 		case probeIndent < 0 && strings.Contains(text, "Index Only Scan using search_index_by_value "):
 			drivers++
@@ -514,7 +514,8 @@ func TestSQLiteDropsValueSamples(t *testing.T) {
 // probes and includes. SQLite's search_index_resource (res_type, res_id)
 // became search_index_resource_param; on PostgreSQL both that and
 // search_index_val became the covering search_index_by_resource and
-// search_index_by_value.
+// search_index_by_value, and search_index_by_resource became
+// search_index_by_id.
 func TestRetiredIndexIsReplaced(t *testing.T) {
 	for _, tc := range []struct {
 		engine string
@@ -525,12 +526,15 @@ func TestRetiredIndexIsReplaced(t *testing.T) {
 	}{
 		{"sqlite", []string{`DROP INDEX search_index_resource_param`, `CREATE INDEX search_index_resource ON search_index (res_type, res_id)`},
 			[]string{"search_index_resource"}, []string{"search_index_resource_param"}},
-		{"postgres", []string{`DROP INDEX search_index_by_resource`, `DROP INDEX search_index_by_value`,
+		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_value`,
 			`CREATE INDEX search_index_resource ON search_index (res_type, res_id)`, `CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`},
-			[]string{"search_index_resource", "search_index_val"}, []string{"search_index_by_resource", "search_index_by_value"}},
-		{"postgres", []string{`DROP INDEX search_index_by_resource`, `DROP INDEX search_index_by_value`,
+			[]string{"search_index_resource", "search_index_val"}, []string{"search_index_by_id", "search_index_by_value"}},
+		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_value`,
 			`CREATE INDEX search_index_resource_param ON search_index (res_type, res_id, param)`, `CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`},
-			[]string{"search_index_resource_param", "search_index_val"}, []string{"search_index_by_resource", "search_index_by_value"}},
+			[]string{"search_index_resource_param", "search_index_val"}, []string{"search_index_by_id", "search_index_by_value"}},
+		{"postgres", []string{`DROP INDEX search_index_by_id`,
+			`CREATE INDEX search_index_by_resource ON search_index (res_type, res_id, param) INCLUDE (sys, val, raw, dlow, dhigh, nlow, nhigh)`},
+			[]string{"search_index_by_resource"}, []string{"search_index_by_id"}},
 	} {
 		engine := tc.engine
 		t.Run(engine+"/"+strings.Join(tc.old, "+"), func(t *testing.T) {
