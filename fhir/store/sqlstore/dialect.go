@@ -40,12 +40,16 @@ type dialect struct {
 // same as with a row of parameters per index row.)
 const (
 	pgIndexRows = `SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::float8[], $10::float8[])`
-	// pgCreate writes version 1, its current row and its index rows in one
-	// statement: type, id, then the index arrays, then last_updated,
-	// method and body.
-	pgCreate = `WITH c AS (INSERT INTO resource_current (type, id, version, deleted) VALUES ($1, $2, 1, 0)),
-		i AS (INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) SELECT $1, $2, r.* FROM (` + pgIndexRows + `) r)
-		INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body) VALUES ($1, $2, 1, $11, $12, 0, $13)`
+	// pgCreate writes version 1 of any number of new resources, their
+	// current rows and their index rows in one statement: the resources
+	// as five arrays (type, id, last_updated, method, body), then their
+	// index rows as ten (res_type, res_id and indexArrays'). See
+	// pgTx.coalesce.
+	pgCreate = `WITH r AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[]) AS r (type, id, last_updated, method, body)),
+		c AS (INSERT INTO resource_current (type, id, version, deleted) SELECT type, id, 1, 0 FROM r),
+		i AS (INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh)
+			SELECT * FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::float8[], $15::float8[]))
+		INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body) SELECT type, id, 1, last_updated, method, 0, body FROM r`
 	// pgIndex writes the index rows of one resource: type, id, arrays.
 	pgIndex = `INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) SELECT $1, $2, r.* FROM (` + pgIndexRows + `) r`
 )

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
 
@@ -24,7 +25,9 @@ import (
 //     in one pipeline;
 //   - BEGIN is sent with the first of those pipelines, so a transaction
 //     that reads nothing is one round trip, and one that writes nothing is
-//     none.
+//     none;
+//   - adjacent creates are one statement (coalesce), and a transaction
+//     that is one statement is sent without BEGIN and COMMIT.
 //
 // Statements still run in the order they were issued, so every read sees
 // the writes before it. What changes is when a failing write reports: with
@@ -46,6 +49,71 @@ type pgTx struct {
 type queued struct {
 	sql  string
 	args []any
+	// create, when set, is a new resource to write (queueCreate); sql
+	// and args are then empty until coalesce gives them.
+	create *created
+}
+
+// created is version 1 of a new resource, sealed, with its index rows.
+type created struct {
+	typ, id     string
+	lastUpdated int64 // µs since the Unix epoch
+	method      string
+	body        []byte
+	rows        []search.Row
+}
+
+// queueCreate adds the writes of a new resource to the next pipeline.
+func (p *pgTx) queueCreate(c *created) error {
+	if p.err != nil {
+		return p.err
+	}
+	p.pending = append(p.pending, queued{create: c})
+	return nil
+}
+
+// coalesce turns each run of queued creates into one pgCreate statement.
+// Every statement costs PostgreSQL a bind, an executor set up and torn
+// down and a round of its protocol, whatever it writes; a transaction of
+// a Patient and an Observation is then one statement, and (see commit)
+// needs no BEGIN or COMMIT either.
+func (p *pgTx) coalesce() {
+	var out []queued
+	for i := 0; i < len(p.pending); {
+		if p.pending[i].create == nil {
+			out = append(out, p.pending[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(p.pending) && p.pending[j].create != nil {
+			j++
+		}
+		out = append(out, queued{sql: pgCreate, args: createArgs(p.pending[i:j])})
+		i = j
+	}
+	p.pending = out
+}
+
+// createArgs are pgCreate's arrays for the creates of run.
+func createArgs(run []queued) []any {
+	n, m := len(run), 0
+	for _, q := range run {
+		m += len(q.create.rows)
+	}
+	typ, id, method := make([]string, n), make([]string, n), make([]string, n)
+	updated, body := make([]int64, n), make([][]byte, n)
+	rowType, rowID := make([]string, 0, m), make([]string, 0, m)
+	rows := make([]search.Row, 0, m)
+	for i, q := range run {
+		c := q.create
+		typ[i], id[i], updated[i], method[i], body[i] = c.typ, c.id, c.lastUpdated, c.method, c.body
+		for range c.rows {
+			rowType, rowID = append(rowType, c.typ), append(rowID, c.id)
+		}
+		rows = append(rows, c.rows...)
+	}
+	return append([]any{typ, id, updated, method, body, rowType, rowID}, indexArrays(rows)...)
 }
 
 // rebound memoises dialect.rebind for the statements of transactions,
@@ -75,7 +143,7 @@ func (p *pgTx) queue(q string, args []any) error {
 	if p.err != nil {
 		return p.err
 	}
-	p.pending = append(p.pending, queued{q, args})
+	p.pending = append(p.pending, queued{sql: q, args: args})
 	return nil
 }
 
@@ -86,6 +154,7 @@ func (p *pgTx) send(ctx context.Context, last string, args []any) (pgx.BatchResu
 	if p.err != nil {
 		return nil, p.err
 	}
+	p.coalesce()
 	var b pgx.Batch
 	if !p.begun {
 		b.Queue("begin")
@@ -158,10 +227,24 @@ func (p *pgTx) query(ctx context.Context, q string, args []any) (rowsIter, error
 }
 
 // commit sends what is queued and COMMIT; a transaction that never began
-// has nothing to commit.
+// has nothing to commit, and one that is a single statement is sent as
+// that statement alone, which PostgreSQL runs as a transaction of its own,
+// all or nothing.
 func (p *pgTx) commit(ctx context.Context) error {
 	if !p.begun && len(p.pending) == 0 {
 		return nil
+	}
+	if p.err != nil {
+		return p.err
+	}
+	if p.coalesce(); !p.begun && len(p.pending) == 1 {
+		q := p.pending[0]
+		p.pending = nil
+		_, err := p.conn.Exec(ctx, q.sql, q.args...)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("%w: %v", store.ErrExists, err)
+		}
+		return p.fail(err)
 	}
 	br, err := p.send(ctx, "commit", nil)
 	var qe *queuedError

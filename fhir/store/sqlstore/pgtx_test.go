@@ -97,6 +97,90 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
+			// On PostgreSQL adjacent creates go as one statement, and a
+			// transaction that is nothing else as that statement alone.
+			create := func(tx store.Tx, id string) error {
+				obs := []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + id + `"}}`)
+				rows, errs := search.R4().Extract("Observation", obs)
+				if len(errs) > 0 {
+					return errors.Join(errs...)
+				}
+				_, _, err := tx.Put(ctx, store.Write{Type: "Observation", ID: id, Body: obs, Method: "POST", NewID: true, MustNotExist: true, Index: rows})
+				return err
+			}
+			indexRows := func(t *testing.T, id string) int64 {
+				var n int64
+				if err := s.InTx(ctx, func(tx store.Tx) error {
+					var err error
+					n, err = sqlstore.TxQueryInt(tx, `SELECT COUNT(*) FROM search_index WHERE res_type = 'Observation' AND res_id = ?`, id)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			t.Run("creates, with reads between them", func(t *testing.T) {
+				err := s.InTx(ctx, func(tx store.Tx) error {
+					for _, id := range []string{"c1", "c2"} {
+						if err := create(tx, id); err != nil {
+							return err
+						}
+					}
+					if res, err := tx.Read(ctx, "Observation", "c2"); err != nil || res.Version != 1 {
+						return fmt.Errorf("read in the transaction: %v, %+v", err, res)
+					}
+					return create(tx, "c3")
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := indexRows(t, "c1")
+				if want == 0 {
+					t.Fatal("c1 has no index rows")
+				}
+				for _, id := range []string{"c1", "c2", "c3"} {
+					res, err := s.Read(ctx, "Observation", id)
+					if err != nil || res.Version != 1 || res.Method != "POST" {
+						t.Fatalf("%s: %v, %+v", id, err, res)
+					}
+					if n := indexRows(t, id); n != want {
+						t.Errorf("%s has %d index rows; c1 has %d", id, n, want)
+					}
+				}
+				page, err := s.History(ctx, store.HistoryQuery{Type: "Observation", Count: 10})
+				if err != nil || len(page.Versions) != 3 {
+					t.Fatalf("history: %v, %+v", err, page)
+				}
+			})
+			t.Run("a create that collides fails the transaction", func(t *testing.T) {
+				for i := 0; i < 40; i++ {
+					alone := i%2 == 0 // the colliding create is the whole transaction
+					id := fmt.Sprintf("first-%d", i)
+					err := s.InTx(ctx, func(tx store.Tx) error {
+						if !alone {
+							if err := create(tx, id); err != nil {
+								return err
+							}
+						}
+						return create(tx, "c1")
+					})
+					if !errors.Is(err, store.ErrExists) {
+						t.Fatalf("a create of an id that exists: %v; want store.ErrExists", err)
+					}
+					if _, err := s.Read(ctx, "Observation", id); !errors.Is(err, store.ErrNotFound) {
+						t.Fatalf("%s, created beside the collision: %v; want store.ErrNotFound", id, err)
+					}
+					if n := indexRows(t, id); n != 0 {
+						t.Fatalf("%s left %d index rows", id, n)
+					}
+				}
+				if res, err := s.Read(ctx, "Observation", "c1"); err != nil || res.Version != 1 {
+					t.Fatalf("c1 after the collisions: %v, %+v", err, res)
+				}
+				if err := s.InTx(ctx, func(tx store.Tx) error { return create(tx, "c4") }); err != nil {
+					t.Fatalf("a create after the collisions: %v", err)
+				}
+			})
 			t.Run("transactions that write nothing", func(t *testing.T) {
 				if err := s.InTx(ctx, func(store.Tx) error { return nil }); err != nil {
 					t.Fatal(err)

@@ -887,12 +887,11 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 		return nil, false, err
 	}
 	indexed := false
-	if t.s.d.arrays {
-		// One statement for the version, the current row and the index.
-		args := append([]any{res.Type, res.ID}, indexArrays(w.Index)...)
-		args = append(args, res.LastUpdated.UnixMicro(), res.Method, sealed)
+	if t.pg != nil {
+		// One statement for the version, the current row and the index,
+		// shared with the creates next to it (pgTx.coalesce).
 		t.written = append(t.written, cacheKey{res.Type, res.ID})
-		err = t.exec(ctx, pgCreate, args...)
+		err = t.pg.queueCreate(&created{typ: res.Type, id: res.ID, lastUpdated: res.LastUpdated.UnixMicro(), method: res.Method, body: sealed, rows: w.Index})
 		indexed = true
 	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
 		err = t.record(ctx, res, sealed)
