@@ -334,7 +334,7 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 // TestPostgresProbesReadTheCandidate checks the plan PostgreSQL gives a
 // search of the generic-plan pool once it plans it generically: each probe
 // must read the candidate's own rows (search_index_by_id), never the
-// rows of its value (search_index_by_value), which for a common code are
+// rows of its value (search_index_by_val), which for a common code are
 // every Observation of it. Written with plain equalities, the generic plan
 // took the code for a rare one and read the value's rows for each
 // candidate. The driver and every probe must be index-only scans: what
@@ -426,7 +426,7 @@ func TestPostgresProbesReadTheCandidate(t *testing.T) {
 		switch {
 		case probeIndent >= 0 && strings.Contains(text, "Index Only Scan using search_index_by_id "):
 			probes++
-		case probeIndent < 0 && strings.Contains(text, "Index Only Scan using search_index_by_value "):
+		case probeIndent < 0 && strings.Contains(text, "Index Only Scan using search_index_by_val "):
 			drivers++
 		default:
 			t.Fatalf("a scan of search_index that is not the driver's or a probe's index-only scan (%s):\n%s", text, strings.Join(plan, "\n"))
@@ -514,8 +514,8 @@ func TestSQLiteDropsValueSamples(t *testing.T) {
 // probes and includes. SQLite's search_index_resource (res_type, res_id)
 // became search_index_resource_param; on PostgreSQL both that and
 // search_index_val became the covering search_index_by_resource and
-// search_index_by_value, and search_index_by_resource became
-// search_index_by_id.
+// search_index_by_value, which became search_index_by_id and
+// search_index_by_val.
 func TestRetiredIndexIsReplaced(t *testing.T) {
 	for _, tc := range []struct {
 		engine string
@@ -526,15 +526,16 @@ func TestRetiredIndexIsReplaced(t *testing.T) {
 	}{
 		{"sqlite", []string{`DROP INDEX search_index_resource_param`, `CREATE INDEX search_index_resource ON search_index (res_type, res_id)`},
 			[]string{"search_index_resource"}, []string{"search_index_resource_param"}},
-		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_value`,
+		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_val`,
 			`CREATE INDEX search_index_resource ON search_index (res_type, res_id)`, `CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`},
-			[]string{"search_index_resource", "search_index_val"}, []string{"search_index_by_id", "search_index_by_value"}},
-		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_value`,
+			[]string{"search_index_resource", "search_index_val"}, []string{"search_index_by_id", "search_index_by_val"}},
+		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_val`,
 			`CREATE INDEX search_index_resource_param ON search_index (res_type, res_id, param)`, `CREATE INDEX search_index_val ON search_index (res_type, param, val, sys)`},
-			[]string{"search_index_resource_param", "search_index_val"}, []string{"search_index_by_id", "search_index_by_value"}},
-		{"postgres", []string{`DROP INDEX search_index_by_id`,
-			`CREATE INDEX search_index_by_resource ON search_index (res_type, res_id, param) INCLUDE (sys, val, raw, dlow, dhigh, nlow, nhigh)`},
-			[]string{"search_index_by_resource"}, []string{"search_index_by_id"}},
+			[]string{"search_index_resource_param", "search_index_val"}, []string{"search_index_by_id", "search_index_by_val"}},
+		{"postgres", []string{`DROP INDEX search_index_by_id`, `DROP INDEX search_index_by_val`,
+			`CREATE INDEX search_index_by_resource ON search_index (res_type, res_id, param) INCLUDE (sys, val, raw, dlow, dhigh, nlow, nhigh)`,
+			`CREATE INDEX search_index_by_value ON search_index (res_type, param, val, sys) INCLUDE (res_id, raw)`},
+			[]string{"search_index_by_resource", "search_index_by_value"}, []string{"search_index_by_id", "search_index_by_val"}},
 	} {
 		engine := tc.engine
 		t.Run(engine+"/"+strings.Join(tc.old, "+"), func(t *testing.T) {
