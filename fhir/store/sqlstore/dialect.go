@@ -37,18 +37,22 @@ type dialect struct {
 // of rows, so one statement text (one prepared statement a connection)
 // serves every resource, and no row count meets the protocol's limit of
 // 65,535 parameters. (Throughput on the 2-entry transaction measured the
-// same as with a row of parameters per index row.)
+// same as with a row of parameters per index row.) The unnests are in the
+// select list, one per array, which PostgreSQL steps through together row
+// by row; unnest(a, b, ...) in FROM first copied every row into a tuple
+// store. Measured with callgrind on the 2-entry transaction, PostgreSQL's
+// instructions per transaction 2.04M → 1.81M.
 const (
-	pgIndexRows = `SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::float8[], $10::float8[])`
+	pgIndexRows = `SELECT unnest($3::text[]), unnest($4::text[]), unnest($5::text[]), unnest($6::text[]), unnest($7::bigint[]), unnest($8::bigint[]), unnest($9::float8[]), unnest($10::float8[])`
 	// pgCreate writes version 1 of any number of new resources, their
 	// current rows and their index rows in one statement: the resources
 	// as five arrays (type, id, last_updated, method, body), then their
 	// index rows as ten (res_type, res_id and indexArrays'). See
 	// pgTx.coalesce.
-	pgCreate = `WITH r AS MATERIALIZED (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[]) AS r (type, id, last_updated, method, body)),
+	pgCreate = `WITH r AS MATERIALIZED (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id, unnest($3::bigint[]) AS last_updated, unnest($4::text[]) AS method, unnest($5::bytea[]) AS body),
 		c AS (INSERT INTO resource_current (type, id, version, deleted) SELECT type, id, 1, 0 FROM r),
 		i AS (INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh)
-			SELECT * FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::float8[], $15::float8[]))
+			SELECT unnest($6::text[]), unnest($7::text[]), unnest($8::text[]), unnest($9::text[]), unnest($10::text[]), unnest($11::text[]), unnest($12::bigint[]), unnest($13::bigint[]), unnest($14::float8[]), unnest($15::float8[]))
 		INSERT INTO resource_version (type, id, version, last_updated, method, deleted, body) SELECT type, id, 1, last_updated, method, 0, body FROM r`
 	// pgIndex writes the index rows of one resource: type, id, arrays.
 	pgIndex = `INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) SELECT $1, $2, r.* FROM (` + pgIndexRows + `) r`
