@@ -234,10 +234,7 @@ func (p *pgTx) commit(ctx context.Context) error {
 	if !p.begun && len(p.pending) == 0 {
 		return nil
 	}
-	if p.err != nil {
-		return p.err
-	}
-	if p.coalesce(); !p.begun && len(p.pending) == 1 {
+	if p.coalesce(); p.err == nil && !p.begun && len(p.pending) == 1 {
 		q := p.pending[0]
 		p.pending = nil
 		_, err := p.conn.Exec(ctx, q.sql, q.args...)

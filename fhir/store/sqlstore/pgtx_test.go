@@ -78,15 +78,21 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 					t.Fatalf("a transaction after the failures: %v", err)
 				}
 			})
-			t.Run("a cancelled transaction leaves nothing", func(t *testing.T) {
+			// commitCancelled runs write in a transaction whose context ends
+			// before its commit.
+			commitCancelled := func(write func(store.Tx) error) error {
 				cctx, cancel := context.WithCancel(ctx)
-				err := s.InTx(cctx, func(tx store.Tx) error {
-					if err := put(tx, "cancelled"); err != nil {
+				defer cancel()
+				return s.InTx(cctx, func(tx store.Tx) error {
+					if err := write(tx); err != nil {
 						return err
 					}
 					cancel()
 					return nil
 				})
+			}
+			t.Run("a cancelled transaction leaves nothing", func(t *testing.T) {
+				err := commitCancelled(func(tx store.Tx) error { return put(tx, "cancelled") })
 				if err == nil {
 					t.Fatal("a transaction whose context ended before its commit committed")
 				}
@@ -99,6 +105,8 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 			})
 			// On PostgreSQL adjacent creates go as one statement, and a
 			// transaction that is nothing else as that statement alone.
+			// Each Observation refers to a Patient of its own id, so that
+			// its index rows can be told from another's.
 			create := func(tx store.Tx, id string) error {
 				obs := []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/` + id + `"}}`)
 				rows, errs := search.R4().Extract("Observation", obs)
@@ -108,16 +116,39 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 				_, _, err := tx.Put(ctx, store.Write{Type: "Observation", ID: id, Body: obs, Method: "POST", NewID: true, MustNotExist: true, Index: rows})
 				return err
 			}
-			indexRows := func(t *testing.T, id string) int64 {
+			// bare creates a resource without index rows.
+			bare := func(tx store.Tx, id string) error {
+				_, _, err := tx.Put(ctx, store.Write{Type: "Observation", ID: id, Body: []byte(`{"resourceType":"Observation","status":"final","code":{"text":"x"}}`), Method: "POST", NewID: true, MustNotExist: true})
+				return err
+			}
+			count := func(t *testing.T, q string, args ...any) int64 {
 				var n int64
 				if err := s.InTx(ctx, func(tx store.Tx) error {
 					var err error
-					n, err = sqlstore.TxQueryInt(tx, `SELECT COUNT(*) FROM search_index WHERE res_type = 'Observation' AND res_id = ?`, id)
+					n, err = sqlstore.TxQueryInt(tx, q, args...)
 					return err
 				}); err != nil {
 					t.Fatal(err)
 				}
 				return n
+			}
+			indexRows := func(t *testing.T, id string) int64 {
+				return count(t, `SELECT COUNT(*) FROM search_index WHERE res_type = 'Observation' AND res_id = ?`, id)
+			}
+			// ownRows are the rows of id whose value is its own id (its
+			// subject's and patient's references).
+			ownRows := func(t *testing.T, id string) int64 {
+				return count(t, `SELECT COUNT(*) FROM search_index WHERE res_type = 'Observation' AND res_id = ? AND val = ?`, id, id)
+			}
+			stored := func(t *testing.T, id string) bool {
+				res, err := s.Read(ctx, "Observation", id)
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					t.Fatal(err)
+				}
+				if err == nil && (res.Version != 1 || res.Method != "POST") {
+					t.Fatalf("%s: %+v", id, res)
+				}
+				return err == nil
 			}
 			t.Run("creates, with reads between them", func(t *testing.T) {
 				err := s.InTx(ctx, func(tx store.Tx) error {
@@ -125,6 +156,9 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 						if err := create(tx, id); err != nil {
 							return err
 						}
+					}
+					if err := bare(tx, "c-bare"); err != nil {
+						return err
 					}
 					if res, err := tx.Read(ctx, "Observation", "c2"); err != nil || res.Version != 1 {
 						return fmt.Errorf("read in the transaction: %v, %+v", err, res)
@@ -139,20 +173,51 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 					t.Fatal("c1 has no index rows")
 				}
 				for _, id := range []string{"c1", "c2", "c3"} {
-					res, err := s.Read(ctx, "Observation", id)
-					if err != nil || res.Version != 1 || res.Method != "POST" {
-						t.Fatalf("%s: %v, %+v", id, err, res)
+					if !stored(t, id) {
+						t.Fatalf("%s was not stored", id)
 					}
 					if n := indexRows(t, id); n != want {
 						t.Errorf("%s has %d index rows; c1 has %d", id, n, want)
 					}
+					if n := ownRows(t, id); n == 0 {
+						t.Errorf("%s has none of its own index rows", id)
+					}
+				}
+				if !stored(t, "c-bare") || indexRows(t, "c-bare") != 0 {
+					t.Errorf("c-bare: stored %v, %d index rows; want stored, none", stored(t, "c-bare"), indexRows(t, "c-bare"))
 				}
 				page, err := s.History(ctx, store.HistoryQuery{Type: "Observation", Count: 10})
-				if err != nil || len(page.Versions) != 3 {
+				if err != nil || len(page.Versions) != 4 {
 					t.Fatalf("history: %v, %+v", err, page)
 				}
 			})
+			t.Run("a transaction of one create", func(t *testing.T) {
+				for _, c := range []struct {
+					id   string
+					make func(store.Tx, string) error
+				}{{"alone", create}, {"alone-bare", bare}} {
+					if err := s.InTx(ctx, func(tx store.Tx) error { return c.make(tx, c.id) }); err != nil {
+						t.Fatal(err)
+					}
+					if !stored(t, c.id) {
+						t.Fatalf("%s was not stored", c.id)
+					}
+				}
+				if n := ownRows(t, "alone"); n == 0 {
+					t.Error("alone has none of its own index rows")
+				}
+				err := commitCancelled(func(tx store.Tx) error { return create(tx, "alone-cancelled") })
+				if err == nil {
+					t.Fatal("a create whose context ended before its commit committed")
+				}
+				if stored(t, "alone-cancelled") || indexRows(t, "alone-cancelled") != 0 {
+					t.Fatal("the cancelled create stored its write")
+				}
+			})
 			t.Run("a create that collides fails the transaction", func(t *testing.T) {
+				if err := s.InTx(ctx, func(tx store.Tx) error { return create(tx, "taken") }); err != nil {
+					t.Fatal(err)
+				}
 				for i := 0; i < 40; i++ {
 					alone := i%2 == 0 // the colliding create is the whole transaction
 					id := fmt.Sprintf("first-%d", i)
@@ -162,22 +227,19 @@ func TestTransactionsWithQueuedWrites(t *testing.T) {
 								return err
 							}
 						}
-						return create(tx, "c1")
+						return create(tx, "taken")
 					})
 					if !errors.Is(err, store.ErrExists) {
 						t.Fatalf("a create of an id that exists: %v; want store.ErrExists", err)
 					}
-					if _, err := s.Read(ctx, "Observation", id); !errors.Is(err, store.ErrNotFound) {
-						t.Fatalf("%s, created beside the collision: %v; want store.ErrNotFound", id, err)
-					}
-					if n := indexRows(t, id); n != 0 {
-						t.Fatalf("%s left %d index rows", id, n)
+					if stored(t, id) || indexRows(t, id) != 0 {
+						t.Fatalf("%s, created beside the collision, was stored", id)
 					}
 				}
-				if res, err := s.Read(ctx, "Observation", "c1"); err != nil || res.Version != 1 {
-					t.Fatalf("c1 after the collisions: %v, %+v", err, res)
+				if !stored(t, "taken") || ownRows(t, "taken") == 0 {
+					t.Fatal("the resource the creates collided with changed")
 				}
-				if err := s.InTx(ctx, func(tx store.Tx) error { return create(tx, "c4") }); err != nil {
+				if err := s.InTx(ctx, func(tx store.Tx) error { return create(tx, "after-collisions") }); err != nil {
 					t.Fatalf("a create after the collisions: %v", err)
 				}
 			})

@@ -705,7 +705,7 @@ func clauseAt(q *query, c search.Clause, depth int, typ string) {
 			q.add(" AND (")
 			if depth == 0 && typ == "" {
 				// A probe reads the candidate's rows by the index by resource
-				// (res_type, res_id, param): its value and system are compared
+				// (res_type, res_id and param): its value and system are compared
 				// as expressions, which no index can serve, so that no plan (a
 				// generic one least of all, which takes every value for a rare
 				// one) reads the rows of the value by the index by value

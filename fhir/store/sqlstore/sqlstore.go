@@ -891,7 +891,9 @@ func (t *tx) create(ctx context.Context, w store.Write) (*store.Resource, bool, 
 		// One statement for the version, the current row and the index,
 		// shared with the creates next to it (pgTx.coalesce).
 		t.written = append(t.written, cacheKey{res.Type, res.ID})
-		err = t.pg.queueCreate(&created{typ: res.Type, id: res.ID, lastUpdated: res.LastUpdated.UnixMicro(), method: res.Method, body: sealed, rows: w.Index})
+		// A copy of the rows: they are read when the statement is sent,
+		// after the caller has moved on.
+		err = t.pg.queueCreate(&created{typ: res.Type, id: res.ID, lastUpdated: res.LastUpdated.UnixMicro(), method: res.Method, body: sealed, rows: slices.Clone(w.Index)})
 		indexed = true
 	} else if err = t.exec(ctx, sqlNewCurrent, w.Type, w.ID); err == nil {
 		err = t.record(ctx, res, sealed)
