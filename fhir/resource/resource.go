@@ -32,9 +32,9 @@ func ValidID(id string) bool {
 // bits, in the usual lower-case text form (36 characters, a valid FHIR
 // id). Ids made later sort later, so a new resource's rows go to the
 // right-hand edge of every database index keyed by id, whose pages are in
-// memory, rather than to a random page of it (docs/search.md). What the
-// time in an id tells is what meta.lastUpdated of the resource's first
-// version tells anyway.
+// memory, rather than to a random page of it (docs/search.md). The id
+// tells when the resource was created, wherever it goes (every reference
+// to the resource carries it): see NewRandomID.
 func NewID() string {
 	id, err := uuid.NewV7()
 	if err != nil {
@@ -42,6 +42,13 @@ func NewID() string {
 		panic(fmt.Sprintf("new id: %v", err))
 	}
 	return id.String()
+}
+
+// NewRandomID returns a new server-assigned logical id that tells nothing:
+// a random UUID (version 4), for resources whose creation time must not
+// travel with every reference to them.
+func NewRandomID() string {
+	return uuid.NewString()
 }
 
 // idByte holds the bytes an id may have: A-Z a-z 0-9 - and .

@@ -8,8 +8,21 @@ import (
 
 	"github.com/promsgateway/gateway/fhir/outcome"
 	"github.com/promsgateway/gateway/fhir/resource"
+	"github.com/promsgateway/gateway/fhir/search"
 	"github.com/promsgateway/gateway/fhir/store"
 )
+
+// newID is the id the server assigns a new resource of type typ: random
+// for the types that describe a person (Patient, RelatedPerson, Person),
+// whose ids every reference to them carries, so that no Observation tells
+// when its patient was registered; time-ordered for everything else
+// (resource.NewID), which the database appends to its indexes.
+func newID(typ string) string {
+	if search.DescribesPerson(typ) {
+		return resource.NewRandomID()
+	}
+	return resource.NewID()
+}
 
 // create: POST [base]/[type] (R4 3.1.0.6). The server assigns the id (an id
 // in the body is ignored, as the specification requires) and answers 201
@@ -32,7 +45,7 @@ func (s *Server) create(ctx context.Context, tx store.Tx, r *Request) (*Response
 		}
 	}
 	if id == "" {
-		id = resource.NewID()
+		id = newID(r.Type)
 	}
 	res, _, err := tx.Put(ctx, store.Write{Type: r.Type, ID: id, Body: body, Method: http.MethodPost, MustNotExist: true, NewID: true, Index: r.index})
 	if err != nil {

@@ -156,7 +156,7 @@ func (s *Server) audit(ctx context.Context, r *Request, holder, domain, code, pa
 	if err != nil {
 		return "", err
 	}
-	id := resource.NewID()
+	id := newID("AuditEvent")
 	err = s.store.InTx(ctx, func(tx store.Tx) error {
 		_, _, err := tx.Put(ctx, store.Write{Type: "AuditEvent", ID: id, Body: body, Method: http.MethodPost, NewID: true, Index: index})
 		return err

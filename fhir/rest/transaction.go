@@ -509,7 +509,7 @@ func (s *Server) resolveIdentities(ctx context.Context, tx store.Reader, plans [
 			}
 			fallthrough
 		case p.req.Method == http.MethodPost:
-			id = resource.NewID()
+			id = newID(p.req.Type)
 			p.req.assignedID = id
 		case p.req.Method == http.MethodPut && p.req.ID == "":
 			compact, bodyID := pre.compacted(p.index)

@@ -100,7 +100,7 @@ func (s *Server) conditionalTarget(ctx context.Context, db store.Reader, r *Requ
 			return bodyID, nil
 		}
 		r.generatedID = true
-		return resource.NewID(), nil
+		return newID(r.Type), nil
 	case 1:
 		if bodyID != "" && bodyID != ids[0] {
 			return "", outcome.At(outcome.Invalid, "invalid", r.Type+".id", "the resource's id %q differs from the id %q the criteria matched", bodyID, ids[0])

@@ -78,6 +78,11 @@ var protectedParams = map[string]blindKind{
 // index. TestNamePartsFollowDefinitions ties this to the definitions.
 var nameParts = map[string][]string{"Patient": {"family", "given"}}
 
+// DescribesPerson reports whether resources of type typ describe a person
+// who may be a patient or a patient's relative (Patient, RelatedPerson,
+// Person): the types whose identifying parameters have blind indexes.
+func DescribesPerson(typ string) bool { return protectedTypes[typ] }
+
 // blindKindOf returns how the values of code on typ are protected.
 func blindKindOf(typ, code string) blindKind {
 	if !protectedTypes[typ] {
