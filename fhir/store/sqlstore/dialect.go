@@ -58,25 +58,33 @@ const (
 	pgIndex = `INSERT INTO search_index (res_type, res_id, param, sys, val, raw, dlow, dhigh, nlow, nhigh) SELECT $1, $2, r.* FROM (` + pgIndexRows + `) r`
 )
 
-// indexArrays are the eight column arrays of rows for pgCreate and pgIndex;
+// indexArrays are the eight column arrays of the rows of sets, one after
+// another, for pgCreate and pgIndex;
 // absent dates and numbers are NULL elements.
-func indexArrays(rows []search.Row) []any {
-	n := len(rows)
+func indexArrays(sets ...[]search.Row) []any {
+	n := 0
+	for _, rows := range sets {
+		n += len(rows)
+	}
 	param, sys, val, raw := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	dlow, dhigh := make([]*int64, n), make([]*int64, n)
 	nlow, nhigh := make([]*float64, n), make([]*float64, n)
 	// Copies, not pointers into rows: a queued statement (pgTx) is
 	// encoded after its caller has moved on.
 	dates, numbers := make([]int64, 2*n), make([]float64, 2*n)
-	for i, r := range rows {
-		param[i], sys[i], val[i], raw[i] = r.Param, r.Sys, r.Val, r.Raw
-		if r.HasDate {
-			dates[2*i], dates[2*i+1] = r.DLow, r.DHigh
-			dlow[i], dhigh[i] = &dates[2*i], &dates[2*i+1]
-		}
-		if r.HasNumber {
-			numbers[2*i], numbers[2*i+1] = r.NLow, r.NHigh
-			nlow[i], nhigh[i] = &numbers[2*i], &numbers[2*i+1]
+	i := 0
+	for _, rows := range sets {
+		for _, r := range rows {
+			param[i], sys[i], val[i], raw[i] = r.Param, r.Sys, r.Val, r.Raw
+			if r.HasDate {
+				dates[2*i], dates[2*i+1] = r.DLow, r.DHigh
+				dlow[i], dhigh[i] = &dates[2*i], &dates[2*i+1]
+			}
+			if r.HasNumber {
+				numbers[2*i], numbers[2*i+1] = r.NLow, r.NHigh
+				nlow[i], nhigh[i] = &numbers[2*i], &numbers[2*i+1]
+			}
+			i++
 		}
 	}
 	return []any{param, sys, val, raw, dlow, dhigh, nlow, nhigh}

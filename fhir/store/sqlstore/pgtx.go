@@ -5,6 +5,7 @@ import (
 	sqldriver "database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -78,6 +79,9 @@ func (p *pgTx) queueCreate(c *created) error {
 // a Patient and an Observation is then one statement, and (see commit)
 // needs no BEGIN or COMMIT either.
 func (p *pgTx) coalesce() {
+	if !slices.ContainsFunc(p.pending, func(q queued) bool { return q.create != nil }) {
+		return
+	}
 	var out []queued
 	for i := 0; i < len(p.pending); {
 		if p.pending[i].create == nil {
@@ -104,16 +108,16 @@ func createArgs(run []queued) []any {
 	typ, id, method := make([]string, n), make([]string, n), make([]string, n)
 	updated, body := make([]int64, n), make([][]byte, n)
 	rowType, rowID := make([]string, 0, m), make([]string, 0, m)
-	rows := make([]search.Row, 0, m)
+	sets := make([][]search.Row, n)
 	for i, q := range run {
 		c := q.create
 		typ[i], id[i], updated[i], method[i], body[i] = c.typ, c.id, c.lastUpdated, c.method, c.body
 		for range c.rows {
 			rowType, rowID = append(rowType, c.typ), append(rowID, c.id)
 		}
-		rows = append(rows, c.rows...)
+		sets[i] = c.rows
 	}
-	return append([]any{typ, id, updated, method, body, rowType, rowID}, indexArrays(rows)...)
+	return append([]any{typ, id, updated, method, body, rowType, rowID}, indexArrays(sets...)...)
 }
 
 // rebound memoises dialect.rebind for the statements of transactions,
@@ -237,16 +241,15 @@ func (p *pgTx) commit(ctx context.Context) error {
 	if p.coalesce(); p.err == nil && !p.begun && len(p.pending) == 1 {
 		q := p.pending[0]
 		p.pending = nil
-		_, err := p.conn.Exec(ctx, q.sql, q.args...)
-		if isUniqueViolation(err) {
-			return fmt.Errorf("%w: %v", store.ErrExists, err)
+		if _, err := p.conn.Exec(ctx, q.sql, q.args...); err != nil {
+			return existsAtCommit(p.fail(err))
 		}
-		return p.fail(err)
+		return nil
 	}
 	br, err := p.send(ctx, "commit", nil)
 	var qe *queuedError
-	if errors.As(err, &qe) && isUniqueViolation(err) {
-		return fmt.Errorf("%w: %v", store.ErrExists, err)
+	if errors.As(err, &qe) {
+		return existsAtCommit(err)
 	}
 	if err != nil {
 		return err
@@ -259,6 +262,16 @@ func (p *pgTx) commit(ctx context.Context) error {
 		// PostgreSQL answers COMMIT in a failed transaction with
 		// ROLLBACK, and no error.
 		err = fmt.Errorf("the transaction was rolled back (%s)", tag)
+	}
+	return err
+}
+
+// existsAtCommit is err, a failure of the statements a commit sent, as
+// store.ErrExists when it is a unique violation: at commit it belongs to
+// the transaction's writes, whichever of them it was.
+func existsAtCommit(err error) error {
+	if isUniqueViolation(err) {
+		return fmt.Errorf("%w: %v", store.ErrExists, err)
 	}
 	return err
 }
