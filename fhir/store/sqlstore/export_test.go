@@ -40,6 +40,10 @@ func TxQueryInt(t store.Tx, q string, args ...any) (int64, error) {
 // transactions have taken.
 func Commits(s *Store) int64 { return s.commits.Load() }
 
+// OnSearchAdmitted has f called with the context of each search as it
+// takes its place at a search gate.
+func OnSearchAdmitted(s *Store, f func(context.Context)) { s.admitted = f }
+
 // FillSearchGates takes every place of the store's search gates, as that
 // many running searches would. freeOne gives back one place of the gate of
 // value-planned searches; release gives back all that remain.

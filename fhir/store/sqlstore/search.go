@@ -42,6 +42,9 @@ func (s *Store) Search(ctx context.Context, q *search.Query) (*store.SearchResul
 		return nil, ctx.Err()
 	}
 	defer func() { <-gate }()
+	if s.admitted != nil {
+		s.admitted(ctx)
+	}
 	return reader{s: s, from: from}.Search(ctx, q)
 }
 

@@ -56,9 +56,12 @@ type Store struct {
 	// first come, first served. A gate holds fewer searches than its pool
 	// has connections when reads and writes share that pool (SQLite).
 	searchGate, fixedGate chan struct{}
-	d                     dialect
-	seal                  Sealer
-	dsn                   string
+	// admitted, when set (by tests), is told of each search as it takes
+	// its place at a gate.
+	admitted func(context.Context)
+	d        dialect
+	seal     Sealer
+	dsn      string
 
 	clockMu sync.Mutex
 	last    time.Time

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,6 +297,10 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 				q.Count = 10
 				return q
 			}
+			// The waiters end before the store closes: the gates' places
+			// are given back first (defers run last in, first out).
+			var wg sync.WaitGroup
+			defer wg.Wait()
 			freeOne, release := sqlstore.FillSearchGates(s)
 			defer release()
 			short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -304,18 +309,27 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 				t.Fatalf("search at a full gate: %v; want the context's deadline", err)
 			}
 			const waiters = 4
-			done := make(chan int, waiters)
+			// admitted hears of each waiter as it takes its place (by the
+			// time one has returned, the next may have run too).
+			type waiter struct{}
+			admitted := make(chan int, waiters)
+			sqlstore.OnSearchAdmitted(s, func(ctx context.Context) {
+				if i, ok := ctx.Value(waiter{}).(int); ok {
+					admitted <- i
+				}
+			})
 			for i := range waiters {
+				wg.Add(1)
 				go func() {
-					if _, err := s.Search(ctx, q()); err != nil {
+					defer wg.Done()
+					if _, err := s.Search(context.WithValue(ctx, waiter{}, i), q()); err != nil {
 						t.Error(err)
 					}
-					done <- i
 				}()
 				time.Sleep(100 * time.Millisecond) // waiter i queues before i+1 (with room for a loaded CI host)
 			}
 			select {
-			case i := <-done:
+			case i := <-admitted:
 				t.Fatalf("waiter %d ran with no free place", i)
 			case <-time.After(50 * time.Millisecond):
 			}
@@ -323,7 +337,7 @@ func TestSearchGateWaitsInOrder(t *testing.T) {
 			// handing it to the next in line as it finishes.
 			freeOne()
 			for want := range waiters {
-				if got := <-done; got != want {
+				if got := <-admitted; got != want {
 					t.Fatalf("waiter %d admitted when %d was first in line", got, want)
 				}
 			}
