@@ -1,7 +1,6 @@
 package fhirpath
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,11 +42,13 @@ func evalErrorf(format string, args ...any) error {
 
 // ParseResource decodes a FHIR JSON resource into a Node.
 func ParseResource(raw []byte) (*Node, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v map[string]any
-	if err := dec.Decode(&v); err != nil {
+	doc, err := decodeJSON(raw)
+	if err != nil {
 		return nil, err
+	}
+	v, ok := doc.(map[string]any)
+	if !ok {
+		return nil, errors.New("not a FHIR resource: not a JSON object")
 	}
 	rt, _ := v["resourceType"].(string)
 	if rt == "" {

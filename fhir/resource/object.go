@@ -220,33 +220,25 @@ func (o Object) Delete(key string) Object {
 
 // Bytes renders o as compact JSON in member order.
 func (o Object) Bytes() []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
+	n := 2
+	for _, m := range o {
+		n += len(m.Key) + len(m.Value) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '{')
 	for i, m := range o {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeString(&b, m.Key)
-		b.WriteByte(':')
-		b.Write(m.Value)
+		b = AppendString(b, m.Key)
+		b = append(b, ':')
+		b = append(b, m.Value...)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
 }
 
 // Quote renders s as a JSON string without HTML escaping.
-func Quote(s string) json.RawMessage {
-	var b bytes.Buffer
-	writeString(&b, s)
-	return b.Bytes()
-}
-
-func writeString(b *bytes.Buffer, s string) {
-	enc := json.NewEncoder(b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	b.Truncate(b.Len() - 1) // Encode appends a newline
-}
+func Quote(s string) json.RawMessage { return AppendString(make([]byte, 0, len(s)+2), s) }
 
 // Compact returns raw without insignificant whitespace.
 func Compact(raw []byte) ([]byte, error) {

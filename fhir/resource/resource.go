@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -114,9 +115,12 @@ func readHeader(obj Object) (Header, error) {
 	return h, nil
 }
 
+// instantLayout is a FHIR instant with microsecond precision.
+const instantLayout = "2006-01-02T15:04:05.000000Z07:00"
+
 // Instant formats t as a FHIR instant with microsecond precision in UTC.
 func Instant(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+	return t.UTC().Format(instantLayout)
 }
 
 // Stamp returns raw with the server-maintained elements set: id, and
@@ -129,14 +133,22 @@ func Stamp(raw []byte, id string, version int64, lastUpdated time.Time) ([]byte,
 		return nil, err
 	}
 	obj = obj.Set("id", Quote(id), "resourceType")
-	meta := Object{}
+	var meta Object
 	if m, ok := obj.Get("meta"); ok {
-		if meta, err = ParseObject(m); err != nil {
+		// raw as a whole is valid JSON, and so is each of its values.
+		if meta, err = parseValid(m); err != nil {
 			return nil, fmt.Errorf("meta: %w", err)
 		}
 	}
-	meta = meta.Set("versionId", Quote(fmt.Sprint(version)), "")
-	meta = meta.Set("lastUpdated", Quote(Instant(lastUpdated)), "versionId")
+	// Both values are plain ASCII: they need no escaping.
+	stamps := make([]byte, 0, 64)
+	stamps = strconv.AppendInt(append(stamps, '"'), version, 10)
+	stamps = append(stamps, '"')
+	vend := len(stamps)
+	stamps = lastUpdated.UTC().AppendFormat(append(stamps, '"'), instantLayout)
+	stamps = append(stamps, '"')
+	meta = meta.Set("versionId", stamps[:vend:vend], "")
+	meta = meta.Set("lastUpdated", stamps[vend:], "versionId")
 	obj = obj.Set("meta", meta.Bytes(), "id")
 	return obj.Bytes(), nil
 }

@@ -271,3 +271,13 @@ func TestRewriteCommutesWithCompact(t *testing.T) {
 		t.Errorf("only %d bodies had references rewritten: the test compares too little", rewritten)
 	}
 }
+
+func BenchmarkStamp(b *testing.B) {
+	raw := []byte(`{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"use":"official","family":"Smith","given":["Jane","Mary"]}],"gender":"female","birthDate":"1950-02-01","address":[{"line":["1 High Street"],"city":"Leeds","postalCode":"LS1 1AA"}]}`)
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123456000, time.UTC)
+	for b.Loop() {
+		if _, err := Stamp(raw, "5f1c2c4e-8d59-4d43-9f55-6a1c2b7c9e01", 1, at); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
