@@ -87,6 +87,20 @@ func parseValid(raw []byte) (Object, error) {
 	return obj, nil
 }
 
+// ParseValidObject is ParseObject for a value already known to be valid
+// JSON: a value of an Object that ParseObject returned, or an element of
+// one of its arrays (Elements). Only ParseObject checks syntax.
+func ParseValidObject(raw json.RawMessage) (Object, error) { return parseValid(raw) }
+
+// ArrayElements returns the elements of raw (aliasing it) when raw, a value
+// already known to be valid JSON (as for ParseValidObject), is an array.
+func ArrayElements(raw json.RawMessage) ([]json.RawMessage, bool) {
+	if i := skipSpace(raw, 0); i >= len(raw) || raw[i] != '[' {
+		return nil, false
+	}
+	return splitArray(raw), true
+}
+
 // splitArray splits the valid JSON array raw into its elements (aliasing
 // raw).
 func splitArray(raw []byte) []json.RawMessage {
@@ -176,14 +190,11 @@ func (o Object) Get(key string) (json.RawMessage, bool) {
 // String returns the value of key when it is a JSON string.
 func (o Object) String(key string) (string, bool) {
 	v, ok := o.Get(key)
-	if !ok {
+	if !ok || len(v) < 2 || v[0] != '"' {
 		return "", false
 	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return "", false
-	}
-	return s, true
+	s, err := unquote(v)
+	return s, err == nil
 }
 
 // Set replaces the value of key in place, or inserts it after the member

@@ -1,6 +1,8 @@
 package rest
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -39,6 +41,58 @@ func TestBundleBytesMatchEncodingJSON(t *testing.T) {
 			want := marshal(tc.b)
 			if got := tc.b.bytes(); string(got) != string(want) {
 				t.Errorf("bytes:\n%s\nencoding/json:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestParseBundle covers what parseBundle takes from a Bundle and what it
+// refuses.
+func TestParseBundle(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     inBundle
+		err      string // part of the error; "" for none
+	}{
+		{"transaction", `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=a|b"}},
+			{"request":{"method":"GET","url":"Patient/1","ifNoneMatch":"W/\"1\"","ifModifiedSince":"2026-01-01","ifMatch":"W/\"2\""}}]}`,
+			inBundle{ResourceType: "Bundle", Type: "transaction", Entry: []inEntry{
+				{FullURL: "urn:uuid:1", Resource: []byte(`{"resourceType":"Patient"}`), Request: &entryRequestIn{Method: "POST", URL: "Patient", IfNoneExist: "identifier=a|b"}},
+				{Request: &entryRequestIn{Method: "GET", URL: "Patient/1", IfNoneMatch: `W/"1"`, IfModifiedSince: "2026-01-01", IfMatch: `W/"2"`}},
+			}}, ""},
+		{"escapes and white space", " {\"resourceType\" : \"Bundle\" , \"type\":\"b\\u0061tch\", \"entry\" : [ ] } ",
+			inBundle{ResourceType: "Bundle", Type: "batch", Entry: []inEntry{}}, ""},
+		{"nulls are absent", `{"resourceType":"Bundle","type":"batch","entry":[null,{"fullUrl":null,"resource":null,"request":null}]}`,
+			inBundle{ResourceType: "Bundle", Type: "batch", Entry: []inEntry{{}, {}}}, ""},
+		{"no entries", `{"resourceType":"Bundle","type":"batch","entry":null}`, inBundle{ResourceType: "Bundle", Type: "batch"}, ""},
+		{"names are case-sensitive", `{"ResourceType":"Bundle","Type":"batch"}`, inBundle{}, ""},
+		{"other elements are ignored", `{"resourceType":"Bundle","id":"x","meta":{"tag":[]},"type":"batch","total":3}`, inBundle{ResourceType: "Bundle", Type: "batch"}, ""},
+		{"not JSON", `{"resourceType":"Bundle",`, inBundle{}, "invalid JSON"},
+		{"not an object", `[]`, inBundle{}, "object"},
+		{"repeated property", `{"resourceType":"Bundle","type":"batch","type":"transaction"}`, inBundle{}, "duplicate"},
+		{"type not a string", `{"resourceType":"Bundle","type":1}`, inBundle{}, "Bundle.type is not a string"},
+		{"resourceType not a string", `{"resourceType":["Bundle"]}`, inBundle{}, "resourceType is not a string"},
+		{"entry not an array", `{"resourceType":"Bundle","type":"batch","entry":{}}`, inBundle{}, "Bundle.entry is not an array"},
+		{"entry not an object", `{"resourceType":"Bundle","type":"batch","entry":[{},"x"]}`, inBundle{}, "Bundle.entry[1] is not an object"},
+		{"request not an object", `{"resourceType":"Bundle","type":"batch","entry":[{"request":[]}]}`, inBundle{}, "Bundle.entry[0].request is not an object"},
+		{"method not a string", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":true}}]}`, inBundle{}, "Bundle.entry[0].request.method is not a string"},
+		{"fullUrl not a string", `{"resourceType":"Bundle","type":"batch","entry":[{"fullUrl":7}]}`, inBundle{}, "Bundle.entry[0].fullUrl is not a string"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseBundle([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
 		})
 	}

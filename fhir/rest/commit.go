@@ -59,8 +59,8 @@ type CommitOptions struct {
 // reported Unchanged, so re-sending an unchanged record leaves the history
 // as it was. Errors are outcome errors naming the failing entry.
 func (s *Server) Commit(ctx context.Context, bundle []byte, opts CommitOptions) ([]Committed, error) {
-	var b inBundle
-	if err := json.Unmarshal(bundle, &b); err != nil {
+	b, err := parseBundle(bundle)
+	if err != nil {
 		return nil, outcome.New(outcome.Invalid, "the body is not a Bundle: %v", err)
 	}
 	if b.ResourceType != "Bundle" || b.Type != "transaction" {

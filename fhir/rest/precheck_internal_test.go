@@ -3,7 +3,6 @@ package rest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -53,8 +52,8 @@ func TestPrecheckedRowsMatchStoredBodies(t *testing.T) {
 	}
 	for name, raw := range bundles {
 		t.Run(name, func(t *testing.T) {
-			var b inBundle
-			if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			b, err := parseBundle([]byte(raw))
+			if err != nil {
 				t.Fatal(err)
 			}
 			r := &Request{Method: http.MethodPost, Header: http.Header{}}

@@ -23,23 +23,99 @@ import (
 )
 
 type inBundle struct {
-	ResourceType string    `json:"resourceType"`
-	Type         string    `json:"type"`
-	Entry        []inEntry `json:"entry"`
+	ResourceType string
+	Type         string
+	Entry        []inEntry
 }
 
 type inEntry struct {
-	FullURL  string          `json:"fullUrl"`
-	Resource json.RawMessage `json:"resource"`
-	Request  *struct {
-		Method          string `json:"method"`
-		URL             string `json:"url"`
-		IfNoneMatch     string `json:"ifNoneMatch"`
-		IfModifiedSince string `json:"ifModifiedSince"`
-		IfMatch         string `json:"ifMatch"`
-		IfNoneExist     string `json:"ifNoneExist"`
-	} `json:"request"`
+	FullURL  string
+	Resource json.RawMessage
+	Request  *entryRequestIn
 }
+
+// entryRequestIn is Bundle.entry.request as a client sends it.
+type entryRequestIn struct {
+	Method, URL, IfNoneMatch, IfModifiedSince, IfMatch, IfNoneExist string
+}
+
+// parseBundle reads the parts of a batch or transaction Bundle the server
+// acts on. Property names are matched exactly, as FHIR's JSON defines them
+// (encoding/json would take "ResourceType" for resourceType); a repeated
+// property is refused (ParseObject), and a null is taken as absent.
+func parseBundle(raw []byte) (inBundle, error) {
+	var b inBundle
+	obj, err := resource.ParseObject(raw)
+	if err != nil {
+		return b, err
+	}
+	if b.ResourceType, err = stringProperty(obj, "resourceType", "resourceType"); err != nil {
+		return b, err
+	}
+	if b.Type, err = stringProperty(obj, "type", "Bundle.type"); err != nil {
+		return b, err
+	}
+	v, ok := obj.Get("entry")
+	if !ok || isNull(v) {
+		return b, nil
+	}
+	elems, ok := resource.ArrayElements(v)
+	if !ok {
+		return b, errors.New("Bundle.entry is not an array")
+	}
+	b.Entry = make([]inEntry, len(elems))
+	for i, el := range elems {
+		if isNull(el) {
+			continue
+		}
+		at := fmt.Sprintf("Bundle.entry[%d]", i)
+		e, err := resource.ParseValidObject(el)
+		if err != nil {
+			return b, fmt.Errorf("%s is not an object", at)
+		}
+		if b.Entry[i].FullURL, err = stringProperty(e, "fullUrl", at+".fullUrl"); err != nil {
+			return b, err
+		}
+		if res, ok := e.Get("resource"); ok && !isNull(res) {
+			b.Entry[i].Resource = res
+		}
+		req, ok := e.Get("request")
+		if !ok || isNull(req) {
+			continue
+		}
+		ro, err := resource.ParseValidObject(req)
+		if err != nil {
+			return b, fmt.Errorf("%s.request is not an object", at)
+		}
+		r := &entryRequestIn{}
+		for _, f := range []struct {
+			name string
+			dst  *string
+		}{{"method", &r.Method}, {"url", &r.URL}, {"ifNoneMatch", &r.IfNoneMatch}, {"ifModifiedSince", &r.IfModifiedSince}, {"ifMatch", &r.IfMatch}, {"ifNoneExist", &r.IfNoneExist}} {
+			if *f.dst, err = stringProperty(ro, f.name, at+".request."+f.name); err != nil {
+				return b, err
+			}
+		}
+		b.Entry[i].Request = r
+	}
+	return b, nil
+}
+
+// stringProperty returns obj's property name when it is a string, "" when
+// it is absent or null, and an error naming it at path otherwise.
+func stringProperty(obj resource.Object, name, path string) (string, error) {
+	v, ok := obj.Get(name)
+	if !ok || isNull(v) {
+		return "", nil
+	}
+	s, ok := obj.String(name)
+	if !ok {
+		return "", fmt.Errorf("%s is not a string", path)
+	}
+	return s, nil
+}
+
+func isNull(v json.RawMessage) bool { return string(v) == "null" }
 
 // planned is one entry turned into a routed request.
 type planned struct {
@@ -57,8 +133,8 @@ func (s *Server) bundle(ctx context.Context, r *Request) (*Response, error) {
 	if err := resource.CheckDepth(r.Body, s.cfg.MaxDepth); err != nil {
 		return nil, outcome.New(outcome.Invalid, "%v", err)
 	}
-	var b inBundle
-	if err := json.Unmarshal(r.Body, &b); err != nil {
+	b, err := parseBundle(r.Body)
+	if err != nil {
 		return nil, outcome.New(outcome.Invalid, "the body is not a Bundle: %v", err)
 	}
 	if b.ResourceType != "Bundle" {
