@@ -91,7 +91,8 @@ Environment:
   GATEWAY_READ_CACHE_MB  memory for reads by id, sealed as stored (default 64; 0: off)
   GATEWAY_LOG_LEVEL   debug|info|warn|error (default info)
   GATEWAY_DEBUG_ADDR  if set, serve Go profiling (pprof) on this address
-  GOGC                the Go garbage collector's target (default here 200)`
+  GOGC                the Go garbage collector's target (default here 400)
+  GOMEMLIMIT          a soft cap on the Go heap (default none)`
 
 // settings is the gateway's configuration, read from the environment.
 type settings struct {
