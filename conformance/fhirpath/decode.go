@@ -127,20 +127,29 @@ func (d *decoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		d.space()
-		if d.i >= len(d.b) {
-			return nil, errEnd
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return m, nil
-		default:
-			return nil, d.errorf("invalid character %q after an object value", d.b[d.i])
+		if end, err := d.next('}', "an object value"); err != nil || end {
+			return m, err
 		}
 	}
+}
+
+// next reads what follows a member or element: a comma, or closer, which
+// ends the object or array (end); what names the member or element for
+// errors.
+func (d *decoder) next(closer byte, what string) (end bool, err error) {
+	d.space()
+	if d.i >= len(d.b) {
+		return false, errEnd
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		return false, nil
+	case closer:
+		d.i++
+		return true, nil
+	}
+	return false, d.errorf("invalid character %q after %s", d.b[d.i], what)
 }
 
 func (d *decoder) array(depth int) (any, error) {
@@ -160,18 +169,8 @@ func (d *decoder) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.space()
-		if d.i >= len(d.b) {
-			return nil, errEnd
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
-			return a, nil
-		default:
-			return nil, d.errorf("invalid character %q after an array element", d.b[d.i])
+		if end, err := d.next(']', "an array element"); err != nil || end {
+			return a, err
 		}
 	}
 }
