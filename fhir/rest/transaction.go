@@ -61,7 +61,7 @@ func parseBundle(raw []byte) (inBundle, error) {
 	}
 	elems, ok := resource.ArrayElements(v)
 	if !ok {
-		return b, errors.New("Bundle.entry is not an array")
+		return b, errors.New("the value of Bundle.entry is not an array")
 	}
 	b.Entry = make([]inEntry, len(elems))
 	for i, el := range elems {
