@@ -92,7 +92,7 @@ Environment:
   GATEWAY_LOG_LEVEL   debug|info|warn|error (default info)
   GATEWAY_DEBUG_ADDR  if set, serve Go profiling (pprof) on this address
   GOGC                the Go garbage collector's target (default here 400)
-  GOMEMLIMIT          a soft cap on the Go heap (default none)`
+  GOMEMLIMIT          a soft cap on the Go heap (default: 90% of the cgroup's limit, if any)`
 
 // settings is the gateway's configuration, read from the environment.
 type settings struct {

@@ -125,3 +125,23 @@ func TestReindexCommand(t *testing.T) {
 		t.Errorf("output: %q", out.String())
 	}
 }
+
+func TestParseMemoryLimit(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"536870912\n", 536870912, true},
+		{"max\n", 0, false},
+		{"9223372036854771712\n", 0, false}, // cgroup v1: no limit
+		{"0", 0, false},
+		{"", 0, false},
+		{"-1", 0, false},
+	}
+	for _, tc := range tests {
+		if got, ok := parseMemoryLimit(tc.in); got != tc.want || ok != tc.ok {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -40,7 +40,8 @@ func evalErrorf(format string, args ...any) error {
 	return &EvalError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// ParseResource decodes a FHIR JSON resource into a Node.
+// ParseResource decodes a FHIR JSON resource into a Node. raw must be one
+// JSON object, with nothing after it but white space.
 func ParseResource(raw []byte) (*Node, error) {
 	doc, err := decodeJSON(raw)
 	if err != nil {

@@ -52,7 +52,9 @@ func validJSON(raw []byte) error {
 }
 
 // parseValid is ParseObject for raw already known to be valid JSON: the
-// scanner only has to find boundaries, not check syntax.
+// scanner only has to find boundaries, not check syntax. On anything else
+// it returns an error or members that mean nothing, but it never reads
+// out of bounds.
 func parseValid(raw []byte) (Object, error) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
@@ -60,26 +62,55 @@ func parseValid(raw []byte) (Object, error) {
 	}
 	i++
 	obj := make(Object, 0, 16)
+	// seen holds the keys once an object has many: comparing each key with
+	// every earlier one is quadratic in the number of keys.
+	var seen map[string]struct{}
 	for {
-		i = skipSpace(raw, i)
+		if i = skipSpace(raw, i); i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+		if i >= len(raw) {
+			return nil, errTruncated
+		}
 		if raw[i] == '}' {
 			break
 		}
-		if raw[i] == ',' {
-			i = skipSpace(raw, i+1)
+		if raw[i] != '"' {
+			return nil, errors.New("invalid JSON: expected a property name")
 		}
 		end := skipString(raw, i)
+		if end-i < 2 || raw[end-1] != '"' {
+			return nil, errTruncated
+		}
 		key, err := unquote(raw[i:end])
 		if err != nil {
 			return nil, fmt.Errorf("invalid JSON: %w", err)
 		}
 		i = skipSpace(raw, end)
-		i = skipSpace(raw, i+1) // the colon
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, errors.New("invalid JSON: expected a colon")
+		}
+		if i = skipSpace(raw, i+1); i >= len(raw) {
+			return nil, errTruncated
+		}
 		vend := skipValue(raw, i)
-		for _, m := range obj {
-			if m.Key == key {
-				return nil, fmt.Errorf("duplicate property %q", key)
+		if seen == nil && len(obj) >= manyKeys {
+			seen = make(map[string]struct{}, 2*len(obj))
+			for _, m := range obj {
+				seen[m.Key] = struct{}{}
 			}
+		}
+		duplicate := false
+		if seen != nil {
+			_, duplicate = seen[key]
+			seen[key] = struct{}{}
+		} else {
+			for _, m := range obj {
+				duplicate = duplicate || m.Key == key
+			}
+		}
+		if duplicate {
+			return nil, fmt.Errorf("duplicate property %q", key)
 		}
 		obj = append(obj, Member{key, json.RawMessage(raw[i:vend])})
 		i = vend
@@ -87,13 +118,20 @@ func parseValid(raw []byte) (Object, error) {
 	return obj, nil
 }
 
+// manyKeys is where parseValid starts to look keys up in a map.
+const manyKeys = 16
+
+var errTruncated = errors.New("invalid JSON: unexpected end")
+
 // ParseValidObject is ParseObject for a value already known to be valid
 // JSON: a value of an Object that ParseObject returned, or an element of
-// one of its arrays (Elements). Only ParseObject checks syntax.
+// one of its arrays (ArrayElements). Only ParseObject checks syntax: on
+// other input the result is an error or members that mean nothing.
 func ParseValidObject(raw json.RawMessage) (Object, error) { return parseValid(raw) }
 
-// ArrayElements returns the elements of raw (aliasing it) when raw, a value
-// already known to be valid JSON (as for ParseValidObject), is an array.
+// ArrayElements returns the elements of raw (aliasing it) when raw, a
+// value already known to be valid JSON (as for ParseValidObject), is an
+// array.
 func ArrayElements(raw json.RawMessage) ([]json.RawMessage, bool) {
 	if i := skipSpace(raw, 0); i >= len(raw) || raw[i] != '[' {
 		return nil, false
@@ -107,12 +145,11 @@ func splitArray(raw []byte) []json.RawMessage {
 	var out []json.RawMessage
 	i := skipSpace(raw, 0) + 1 // the '['
 	for {
-		i = skipSpace(raw, i)
+		if i = skipSpace(raw, i); i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
 		if i >= len(raw) || raw[i] == ']' {
 			return out
-		}
-		if raw[i] == ',' {
-			i = skipSpace(raw, i+1)
 		}
 		end := skipValue(raw, i)
 		out = append(out, json.RawMessage(raw[i:end]))
@@ -137,7 +174,7 @@ func skipString(b []byte, i int) int {
 			return i + 1
 		}
 	}
-	return i
+	return len(b) // unterminated
 }
 
 // skipValue returns the index after the (valid) JSON value at b[i].
@@ -187,7 +224,9 @@ func (o Object) Get(key string) (json.RawMessage, bool) {
 	return nil, false
 }
 
-// String returns the value of key when it is a JSON string.
+// String returns the value of key when it is a JSON string. Like the rest
+// of Object's readers it expects o to come from ParseObject (or from
+// ParseValidObject on its values): valid, UTF-8 JSON.
 func (o Object) String(key string) (string, bool) {
 	v, ok := o.Get(key)
 	if !ok || len(v) < 2 || v[0] != '"' {

@@ -3,6 +3,7 @@ package resource
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -172,8 +173,60 @@ func FuzzParseObject(f *testing.F) {
 			if string(a) != string(b) {
 				t.Fatalf("member %q = %s; encoding/json says %s", m.Key, a, b)
 			}
+			// String reads a string member as encoding/json does.
+			var want string
+			isString := json.Unmarshal(m.Value, &want) == nil && m.Value[0] == '"'
+			if got, ok := obj.String(m.Key); ok != isString || got != want {
+				t.Fatalf("String(%q) = %q, %v; encoding/json says %q, %v", m.Key, got, ok, want, isString)
+			}
+		}
+		// Nothing a member holds makes the scanners of valid values read
+		// out of bounds, whatever its bytes (they are valid here, and
+		// their prefixes are not).
+		for _, m := range obj {
+			for n := 0; n <= len(m.Value); n++ {
+				ParseValidObject(m.Value[:n])
+				ArrayElements(m.Value[:n])
+			}
 		}
 	})
+}
+
+// TestParseValidOnTruncatedInput: the scanners of valid values return an
+// error (or nothing) on a prefix of a value, and never read past its end.
+func TestParseValidOnTruncatedInput(t *testing.T) {
+	for _, in := range []string{`{"a":1,"b":[1,{"c":"d\"e"}],"f":"g\\"}`, `[1,{"a":[2,3]},"x\"y",null]`} {
+		for n := 0; n < len(in); n++ {
+			ParseValidObject(json.RawMessage(in[:n]))
+			ArrayElements(json.RawMessage(in[:n]))
+		}
+	}
+	for _, in := range []string{`{`, `{"a"`, `{"a":1`, `{"`, `{"a":1,`, `{"a\`} {
+		if _, err := ParseValidObject(json.RawMessage(in)); err == nil {
+			t.Errorf("ParseValidObject(%q) = no error", in)
+		}
+	}
+}
+
+// TestParseObjectManyKeys: an object with many members, one repeated far
+// apart, is refused, and one with distinct members is read whole (the
+// repeated-key check uses a map past manyKeys members).
+func TestParseObjectManyKeys(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+	}
+	distinct := b.String() + `"last":0}`
+	obj, err := ParseObject([]byte(distinct))
+	if err != nil || len(obj) != 5001 {
+		t.Fatalf("ParseObject: %d members, %v", len(obj), err)
+	}
+	for _, dup := range []string{"k0", "k7", "k4999"} {
+		if _, err := ParseObject([]byte(b.String() + `"` + dup + `":0}`)); err == nil || !strings.Contains(err.Error(), "duplicate") {
+			t.Errorf("repeated %s: %v", dup, err)
+		}
+	}
 }
 
 // distinctKeys reports whether the top-level object in has no repeated key.

@@ -67,6 +67,7 @@ func TestParseBundle(t *testing.T) {
 			inBundle{ResourceType: "Bundle", Type: "batch", Entry: []inEntry{{}, {}}}, ""},
 		{"no entries", `{"resourceType":"Bundle","type":"batch","entry":null}`, inBundle{ResourceType: "Bundle", Type: "batch"}, ""},
 		{"names are case-sensitive", `{"ResourceType":"Bundle","Type":"batch"}`, inBundle{}, ""},
+		{"other names are not read", `{"resourceType":"Bundle","Type":"batch","Entry":[{}]}`, inBundle{ResourceType: "Bundle"}, ""},
 		{"other elements are ignored", `{"resourceType":"Bundle","id":"x","meta":{"tag":[]},"type":"batch","total":3}`, inBundle{ResourceType: "Bundle", Type: "batch"}, ""},
 		{"not JSON", `{"resourceType":"Bundle",`, inBundle{}, "invalid JSON"},
 		{"not an object", `[]`, inBundle{}, "object"},
@@ -77,6 +78,10 @@ func TestParseBundle(t *testing.T) {
 		{"entry not an object", `{"resourceType":"Bundle","type":"batch","entry":[{},"x"]}`, inBundle{}, "Bundle.entry[1] is not an object"},
 		{"request not an object", `{"resourceType":"Bundle","type":"batch","entry":[{"request":[]}]}`, inBundle{}, "Bundle.entry[0].request is not an object"},
 		{"method not a string", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":true}}]}`, inBundle{}, "Bundle.entry[0].request.method is not a string"},
+		{"repeated property in an entry", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient"},"request":{"method":"GET","url":"Patient"}}]}`, inBundle{}, `Bundle.entry[0]: duplicate property "request"`},
+		{"repeated property in a request", `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","method":"POST"}}]}`, inBundle{}, `Bundle.entry[0].request: duplicate property "method"`},
+		{"invalid UTF-8", "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[{\"fullUrl\":\"urn:\xff\"}]}", inBundle{}, "UTF-8"},
+		{"not a Bundle stops at resourceType", `{"resourceType":"Composition","type":{"text":"x"}}`, inBundle{ResourceType: "Composition"}, ""},
 		{"fullUrl not a string", `{"resourceType":"Bundle","type":"batch","entry":[{"fullUrl":7}]}`, inBundle{}, "Bundle.entry[0].fullUrl is not a string"},
 	}
 	for _, tc := range tests {

@@ -49,8 +49,8 @@ func parseBundle(raw []byte) (inBundle, error) {
 	if err != nil {
 		return b, err
 	}
-	if b.ResourceType, err = stringProperty(obj, "resourceType", "resourceType"); err != nil {
-		return b, err
+	if b.ResourceType, err = stringProperty(obj, "resourceType", "resourceType"); err != nil || b.ResourceType != "Bundle" {
+		return b, err // the caller says what a Bundle is not
 	}
 	if b.Type, err = stringProperty(obj, "type", "Bundle.type"); err != nil {
 		return b, err
@@ -69,9 +69,9 @@ func parseBundle(raw []byte) (inBundle, error) {
 			continue
 		}
 		at := fmt.Sprintf("Bundle.entry[%d]", i)
-		e, err := resource.ParseValidObject(el)
+		e, err := objectAt(el, at)
 		if err != nil {
-			return b, fmt.Errorf("%s is not an object", at)
+			return b, err
 		}
 		if b.Entry[i].FullURL, err = stringProperty(e, "fullUrl", at+".fullUrl"); err != nil {
 			return b, err
@@ -83,9 +83,9 @@ func parseBundle(raw []byte) (inBundle, error) {
 		if !ok || isNull(req) {
 			continue
 		}
-		ro, err := resource.ParseValidObject(req)
+		ro, err := objectAt(req, at+".request")
 		if err != nil {
-			return b, fmt.Errorf("%s.request is not an object", at)
+			return b, err
 		}
 		r := &entryRequestIn{}
 		for _, f := range []struct {
@@ -99,6 +99,19 @@ func parseBundle(raw []byte) (inBundle, error) {
 		b.Entry[i].Request = r
 	}
 	return b, nil
+}
+
+// objectAt reads v, a value of a parsed object, as an object; errors name
+// it at path.
+func objectAt(v json.RawMessage, path string) (resource.Object, error) {
+	if v[0] != '{' {
+		return nil, fmt.Errorf("%s is not an object", path)
+	}
+	o, err := resource.ParseValidObject(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return o, nil
 }
 
 // stringProperty returns obj's property name when it is a string, "" when
