@@ -49,14 +49,18 @@ func parseBundle(raw []byte) (inBundle, error) {
 	if err != nil {
 		return b, err
 	}
-	if b.ResourceType, err = stringProperty(obj, "resourceType", "resourceType"); err != nil || b.ResourceType != "Bundle" {
-		return b, err // the caller says what a Bundle is not
+	var ok bool
+	if b.ResourceType, ok = stringProperty(obj, "resourceType"); !ok {
+		return b, errors.New("the value of resourceType is not a string")
 	}
-	if b.Type, err = stringProperty(obj, "type", "Bundle.type"); err != nil {
-		return b, err
+	if b.ResourceType != "Bundle" {
+		return b, nil // the caller says what a Bundle is not
 	}
-	v, ok := obj.Get("entry")
-	if !ok || isNull(v) {
+	if b.Type, ok = stringProperty(obj, "type"); !ok {
+		return b, errors.New("the value of Bundle.type is not a string")
+	}
+	v, has := obj.Get("entry")
+	if !has || isNull(v) {
 		return b, nil
 	}
 	elems, ok := resource.ArrayElements(v)
@@ -68,32 +72,31 @@ func parseBundle(raw []byte) (inBundle, error) {
 		if isNull(el) {
 			continue
 		}
-		at := fmt.Sprintf("Bundle.entry[%d]", i)
-		e, err := objectAt(el, at)
+		e, err := objectValue(el)
 		if err != nil {
-			return b, err
+			return b, fmt.Errorf("Bundle.entry[%d]%w", i, err)
 		}
-		if b.Entry[i].FullURL, err = stringProperty(e, "fullUrl", at+".fullUrl"); err != nil {
-			return b, err
+		if b.Entry[i].FullURL, ok = stringProperty(e, "fullUrl"); !ok {
+			return b, fmt.Errorf("the value of Bundle.entry[%d].fullUrl is not a string", i)
 		}
-		if res, ok := e.Get("resource"); ok && !isNull(res) {
+		if res, has := e.Get("resource"); has && !isNull(res) {
 			b.Entry[i].Resource = res
 		}
-		req, ok := e.Get("request")
-		if !ok || isNull(req) {
+		req, has := e.Get("request")
+		if !has || isNull(req) {
 			continue
 		}
-		ro, err := objectAt(req, at+".request")
+		ro, err := objectValue(req)
 		if err != nil {
-			return b, err
+			return b, fmt.Errorf("Bundle.entry[%d].request%w", i, err)
 		}
 		r := &entryRequestIn{}
 		for _, f := range []struct {
 			name string
 			dst  *string
 		}{{"method", &r.Method}, {"url", &r.URL}, {"ifNoneMatch", &r.IfNoneMatch}, {"ifModifiedSince", &r.IfModifiedSince}, {"ifMatch", &r.IfMatch}, {"ifNoneExist", &r.IfNoneExist}} {
-			if *f.dst, err = stringProperty(ro, f.name, at+".request."+f.name); err != nil {
-				return b, err
+			if *f.dst, ok = stringProperty(ro, f.name); !ok {
+				return b, fmt.Errorf("the value of Bundle.entry[%d].request.%s is not a string", i, f.name)
 			}
 		}
 		b.Entry[i].Request = r
@@ -101,31 +104,31 @@ func parseBundle(raw []byte) (inBundle, error) {
 	return b, nil
 }
 
-// objectAt reads v, a value of a parsed object, as an object; errors name
-// it at path.
-func objectAt(v json.RawMessage, path string) (resource.Object, error) {
+// errNotObject follows the path of a value that is not a JSON object.
+var errNotObject = errors.New(" is not an object")
+
+// objectValue reads v, a value of a parsed object, as an object. Its
+// errors start where the value's path ends: " is not an object", or ":
+// duplicate property ...".
+func objectValue(v json.RawMessage) (resource.Object, error) {
 	if v[0] != '{' {
-		return nil, fmt.Errorf("%s is not an object", path)
+		return nil, errNotObject
 	}
 	o, err := resource.ParseValidObject(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf(": %w", err)
 	}
 	return o, nil
 }
 
 // stringProperty returns obj's property name when it is a string, "" when
-// it is absent or null, and an error naming it at path otherwise.
-func stringProperty(obj resource.Object, name, path string) (string, error) {
-	v, ok := obj.Get(name)
-	if !ok || isNull(v) {
-		return "", nil
+// it is absent or null; ok is false when it is anything else.
+func stringProperty(obj resource.Object, name string) (s string, ok bool) {
+	if s, ok = obj.String(name); ok {
+		return s, true
 	}
-	s, ok := obj.String(name)
-	if !ok {
-		return "", fmt.Errorf("%s is not a string", path)
-	}
-	return s, nil
+	v, has := obj.Get(name)
+	return "", !has || isNull(v)
 }
 
 func isNull(v json.RawMessage) bool { return string(v) == "null" }
